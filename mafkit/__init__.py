@@ -7,6 +7,7 @@ from .flows import IAF, MAF, Flow, GaussianMADE, layer_orders
 from .made import MADE, MaskedLinear
 from .masks import hidden_degrees, hidden_mask, input_degrees, output_mask
 from .seed import set_seed
+from .temporal import TemporalMAF
 from .train import History, fit, mean_log_prob
 from .transforms import (
     BatchNorm,
@@ -33,6 +34,7 @@ __all__ = [
     "MixtureOfGaussians",
     "Permutation",
     "StandardNormal",
+    "TemporalMAF",
     "Transform",
     "checks",
     "data",

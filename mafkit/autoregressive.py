@@ -115,9 +115,9 @@ class BernoulliMADE(_AutoregressiveDensity):
         logits = self._params(x, context)[..., 0]
         if not torch.all((x == 0) | (x == 1)):
             raise ValueError("BernoulliMADE expects x with entries 0 or 1")
-        return -nn.functional.binary_cross_entropy_with_logits(
-            logits, x, reduction="none"
-        ).sum(dim=1)
+        return -nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(
+            dim=1
+        )
 
     def _sample_one(self, params: Tensor) -> Tensor:
         return torch.bernoulli(torch.sigmoid(params[..., 0]))

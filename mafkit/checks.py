@@ -31,9 +31,9 @@ def jacobian(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     Returns:
         (batch, dim_out, dim_in): entry [b, i, j] is d fn(x_b)_i / d x_bj.
     """
-    return torch.stack([
-        torch.autograd.functional.jacobian(lambda v: fn(v[None])[0], row) for row in x
-    ])
+    return torch.stack(
+        [torch.autograd.functional.jacobian(lambda v: fn(v[None])[0], row) for row in x]
+    )
 
 
 def log_det_error(transform: torch.nn.Module, x: Tensor, context: Tensor | None = None) -> float:
@@ -50,8 +50,8 @@ def log_det_error(transform: torch.nn.Module, x: Tensor, context: Tensor | None 
     _, log_det = transform(x, context)
     rows = []
     for b in range(x.shape[0]):
-        c = None if context is None else context[b:b + 1]
-        jac = torch.autograd.functional.jacobian(lambda v: transform(v[None], c)[0][0], x[b])
+        c = None if context is None else context[b : b + 1]
+        jac = torch.autograd.functional.jacobian(lambda v, c=c: transform(v[None], c)[0][0], x[b])
         rows.append(torch.linalg.slogdet(jac).logabsdet)
     return (log_det - torch.stack(rows)).abs().max().item()
 
@@ -95,7 +95,8 @@ def missing_dependencies(jac: Tensor, order: Tensor, tol: float = 0.0) -> Tensor
 
 
 def grid_2d(
-    bounds: tuple[tuple[float, float], tuple[float, float]], n: int = 200,
+    bounds: tuple[tuple[float, float], tuple[float, float]],
+    n: int = 200,
     dtype: torch.dtype = torch.float32,
 ) -> tuple[Tensor, float]:
     """Cell centres of an n x n grid over a box, and the area of one cell.

@@ -78,8 +78,9 @@ class ToyDensity:
             # x1 ~ N(0, 1), x2 | x1 = mixture of N(+-(1 + x1 / 2), 0.25^2): a conditional
             # that no single Gaussian can fit.
             centre = 1 + x1 / 2
-            modes = torch.stack([_normal_log_prob(x2, centre, 0.25),
-                                 _normal_log_prob(x2, -centre, 0.25)], dim=1)
+            modes = torch.stack(
+                [_normal_log_prob(x2, centre, 0.25), _normal_log_prob(x2, -centre, 0.25)], dim=1
+            )
             return _normal_log_prob(x1, 0.0, 1.0) + torch.logsumexp(modes, 1) - math.log(2)
         raise ValueError(f"unknown toy density {self.name!r}")
 
@@ -160,7 +161,7 @@ def _digit_pixels() -> Tensor:
 def _split(n: int, seed: int) -> tuple[Tensor, Tensor, Tensor]:
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_train, n_val = int(0.8 * n), int(0.1 * n)
-    return perm[:n_train], perm[n_train:n_train + n_val], perm[n_train + n_val:]
+    return perm[:n_train], perm[n_train : n_train + n_val], perm[n_train + n_val :]
 
 
 def load_digits(alpha: float = 0.05, seed: int = 0) -> Digits:

@@ -79,7 +79,6 @@ class MixtureOfGaussians(nn.Module):
         return self.means[component] + torch.exp(self.log_stds[component]) * noise
 
 
-
 def check_base(base: nn.Module, dim: int) -> nn.Module:
     """Check that ``base`` is a density on R^dim with ``log_prob`` and ``sample``."""
     if not (callable(getattr(base, "log_prob", None)) and callable(getattr(base, "sample", None))):

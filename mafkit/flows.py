@@ -136,9 +136,7 @@ class Flow(nn.Module):
             context = context.expand(n, -1)
         return self._embed(context, n)
 
-    def sample_and_log_prob(
-        self, n: int, context: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
+    def sample_and_log_prob(self, n: int, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Draw n points and their log-density in one noise-to-data pass.
 
         Args:
@@ -198,8 +196,9 @@ def embedded_size(embedding: nn.Module | None, context_dim: int) -> int:
     with torch.no_grad():
         out = embedding(torch.zeros(2, context_dim))
     if out.dim() != 2:
-        raise ValueError(f"embedding must map (batch, {context_dim}) to (batch, k), got "
-                         f"{tuple(out.shape)}")
+        raise ValueError(
+            f"embedding must map (batch, {context_dim}) to (batch, k), got " f"{tuple(out.shape)}"
+        )
     return out.shape[1]
 
 
@@ -260,8 +259,9 @@ class MAF(Flow):
                     dim, hidden, layer_context, layer_order, scale_bound, activation
                 )
             )
-        super().__init__(transforms, make_base(base, dim, n_components), dim, context_dim,
-                         embedding)
+        super().__init__(
+            transforms, make_base(base, dim, n_components), dim, context_dim, embedding
+        )
 
 
 class GaussianMADE(MAF):
@@ -285,8 +285,15 @@ class GaussianMADE(MAF):
         activation: type[nn.Module] = nn.ReLU,
     ) -> None:
         check_positive_int(dim, "dim")
-        super().__init__(dim, 1, hidden, context_dim, order=[check_order(order, dim)],
-                         scale_bound=scale_bound, activation=activation)
+        super().__init__(
+            dim,
+            1,
+            hidden,
+            context_dim,
+            order=[check_order(order, dim)],
+            scale_bound=scale_bound,
+            activation=activation,
+        )
 
 
 class IAF(Flow):
@@ -329,8 +336,9 @@ class IAF(Flow):
             )
             for layer_order in layer_orders(dim, n_layers, order)
         ]
-        super().__init__(transforms, make_base(base, dim, n_components), dim, context_dim,
-                         embedding)
+        super().__init__(
+            transforms, make_base(base, dim, n_components), dim, context_dim, embedding
+        )
 
     @classmethod
     def from_maf(cls, maf: Flow) -> IAF:

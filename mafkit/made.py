@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
+import torch  # noqa: F401  (the doctest below uses it)
 from torch import Tensor, nn
 
 from ._validation import check_context, check_hidden, check_points, check_positive_int

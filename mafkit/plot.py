@@ -33,15 +33,20 @@ def density_2d(
     grid, _ = grid_2d(bounds, n)
     density = torch.exp(log_prob(grid)).view(n, n)
     (x0, x1), (y0, y1) = bounds
-    ax.imshow(density.numpy(), origin="lower", extent=(x0, x1, y0, y1), aspect="auto",
-              cmap="viridis")
+    ax.imshow(
+        density.numpy(), origin="lower", extent=(x0, x1, y0, y1), aspect="auto", cmap="viridis"
+    )
     _label(ax, title)
     return density
 
 
-def samples_2d(ax: Axes, x: Tensor, title: str | None = None,
-               bounds: tuple[tuple[float, float], tuple[float, float]] | None = None,
-               **kwargs: object) -> None:
+def samples_2d(
+    ax: Axes,
+    x: Tensor,
+    title: str | None = None,
+    bounds: tuple[tuple[float, float], tuple[float, float]] | None = None,
+    **kwargs: object,
+) -> None:
     """Scatter (n, 2) points with small translucent markers."""
     x = x.detach()
     ax.scatter(x[:, 0], x[:, 1], s=kwargs.pop("s", 2), alpha=kwargs.pop("alpha", 0.4), **kwargs)

@@ -64,11 +64,16 @@ def mean_log_prob(
     """
     was_training = model.training
     model.eval()
-    values = torch.cat([
-        _log_prob(model, x[i:i + batch_size], None if context is None
-                  else context[i:i + batch_size])
-        for i in range(0, x.shape[0], batch_size)
-    ])
+    values = torch.cat(
+        [
+            _log_prob(
+                model,
+                x[i : i + batch_size],
+                None if context is None else context[i : i + batch_size],
+            )
+            for i in range(0, x.shape[0], batch_size)
+        ]
+    )
     model.train(was_training)
     return values.mean().item(), (values.std() / math.sqrt(len(values))).item()
 
@@ -78,8 +83,9 @@ def _check_pair(data: object, context: object, name: str) -> None:
         raise TypeError(f"{name} must be a torch.Tensor, got {type(data).__name__}")
     if data.shape[0] == 0:
         raise ValueError(f"{name} is empty")
-    if context is not None and (not isinstance(context, Tensor)
-                                or context.shape[0] != data.shape[0]):
+    if context is not None and (
+        not isinstance(context, Tensor) or context.shape[0] != data.shape[0]
+    ):
         got = tuple(context.shape) if isinstance(context, Tensor) else type(context).__name__
         raise ValueError(f"the context of {name} must have {data.shape[0]} rows, got {got}")
 

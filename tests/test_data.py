@@ -54,7 +54,7 @@ def test_digits_pixel_space_jacobian_matches_autograd() -> None:
     for i in range(3):
         jac = torch.autograd.functional.jacobian(to_logit, v[i])
         expected = torch.linalg.slogdet(jac).logabsdet
-        assert torch.isclose(digits.log_det_to_pixels(y[i:i + 1])[0], expected)
+        assert torch.isclose(digits.log_det_to_pixels(y[i : i + 1])[0], expected)
 
 
 def test_digits_images_come_back_in_pixel_range() -> None:

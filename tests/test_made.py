@@ -8,8 +8,11 @@ import torch
 from mafkit import MADE
 from mafkit.checks import autoregressive_violations, jacobian, missing_dependencies
 
-ORDERS = {"natural": lambda d: None, "reversed": lambda d: list(range(d))[::-1],
-          "shuffled": lambda d: torch.randperm(d).tolist()}
+ORDERS = {
+    "natural": lambda d: None,
+    "reversed": lambda d: list(range(d))[::-1],
+    "shuffled": lambda d: torch.randperm(d).tolist(),
+}
 
 
 def _params_jacobian(made: MADE, x: torch.Tensor, context=None, param: int = 0) -> torch.Tensor:
@@ -23,10 +26,12 @@ def _params_jacobian(made: MADE, x: torch.Tensor, context=None, param: int = 0) 
 @pytest.mark.parametrize("dim", [1, 2, 5])
 @pytest.mark.parametrize("order_name", list(ORDERS))
 @pytest.mark.parametrize("context_dim", [0, 3])
-def test_made_output_depends_only_on_earlier_inputs(dim: int, order_name: str,
-                                                    context_dim: int) -> None:
-    made = MADE(dim, hidden=(16, 16), n_params=2, context_dim=context_dim,
-                order=ORDERS[order_name](dim)).double()
+def test_made_output_depends_only_on_earlier_inputs(
+    dim: int, order_name: str, context_dim: int
+) -> None:
+    made = MADE(
+        dim, hidden=(16, 16), n_params=2, context_dim=context_dim, order=ORDERS[order_name](dim)
+    ).double()
     x = torch.randn(4, dim, dtype=torch.float64)
     context = torch.randn(1, context_dim, dtype=torch.float64) if context_dim else None
     for param in range(2):
@@ -37,11 +42,18 @@ def test_made_output_depends_only_on_earlier_inputs(dim: int, order_name: str,
 @pytest.mark.parametrize("dim", [2, 5])
 @pytest.mark.parametrize("order_name", list(ORDERS))
 @pytest.mark.parametrize("context_dim", [0, 3])
-def test_made_output_depends_on_every_earlier_input(dim: int, order_name: str,
-                                                    context_dim: int) -> None:
+def test_made_output_depends_on_every_earlier_input(
+    dim: int, order_name: str, context_dim: int
+) -> None:
     # tanh has no dead units, so a zero derivative can only come from the masks.
-    made = MADE(dim, hidden=(dim, dim), n_params=2, context_dim=context_dim,
-                order=ORDERS[order_name](dim), activation=torch.nn.Tanh).double()
+    made = MADE(
+        dim,
+        hidden=(dim, dim),
+        n_params=2,
+        context_dim=context_dim,
+        order=ORDERS[order_name](dim),
+        activation=torch.nn.Tanh,
+    ).double()
     x = torch.randn(2, dim, dtype=torch.float64)
     context = torch.randn(1, context_dim, dtype=torch.float64) if context_dim else None
     for param in range(2):
@@ -51,8 +63,14 @@ def test_made_output_depends_on_every_earlier_input(dim: int, order_name: str,
 
 @pytest.mark.parametrize("dim", [1, 2, 5])
 def test_context_reaches_every_conditional_including_the_first(dim: int) -> None:
-    made = MADE(dim, hidden=(8,), n_params=2, context_dim=3, order=ORDERS["reversed"](dim),
-                activation=torch.nn.Tanh)
+    made = MADE(
+        dim,
+        hidden=(8,),
+        n_params=2,
+        context_dim=3,
+        order=ORDERS["reversed"](dim),
+        activation=torch.nn.Tanh,
+    )
     x = torch.randn(1, dim)
     jac = torch.autograd.functional.jacobian(lambda c: made(x, c)[0], torch.randn(1, 3))
     dependence = jac.abs().sum(dim=(2, 3))  # (dim, n_params)
