@@ -1,0 +1,141 @@
+# Short verbs for the course. `make book` builds the site, `make test` checks everything.
+# Every target prints the commands it runs.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Override on machines where this pin does not resolve to a CPU-only wheel, e.g.
+#   make install TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
+TORCH_SPEC ?= torch==2.13.0
+EXTRAS := book,test,lab,bench,progress
+STAMP := $(VENV)/.stamp-install
+HTML_INDEX := $(CURDIR)/_build/html/index.html
+
+# Notebooks checked by nbval (folders that do not exist yet are left out).
+NB_DIRS := $(wildcard chapters exercises/solutions)
+NB_ALL = $(sort $(wildcard chapters/[0-9]*.ipynb exercises/solutions/*.ipynb))
+LINT_PATHS := $(wildcard mafkit tests benchmarks chapters)
+
+# Unit tests and site checks draw figures off screen.
+TEST_ENV := MPLBACKEND=Agg
+# Notebook kernels must use the inline backend: a stored figure's output holds a text/plain
+# part ("<Figure size ...>") that nbval compares, and with Agg the figure would not be shown.
+NB_ENV := MPLBACKEND=module://matplotlib_inline.backend_inline PYTHONHASHSEED=0
+
+.PHONY: help install book html open test lint unit doctest nbval sitecheck lab \
+        execute execute-all clean
+
+help:
+	@echo "make book         build the site (creates .venv on first use) and print where it is"
+	@echo "make test         lint + unit + doctest + nbval + book build + site checks"
+	@echo "make lab          open the notebooks in JupyterLab"
+	@echo "make execute NB=chapters/01_made.ipynb   re-run one notebook and store its outputs"
+	@echo "make execute-all  re-run every notebook and store the outputs"
+	@echo "make install      create .venv and install the course (only if pyproject.toml changed)"
+	@echo "make clean        remove build outputs and caches (keeps .venv)"
+
+# ---------------------------------------------------------------- environment
+
+install: $(STAMP)
+
+$(BIN)/python:
+	@py=""; \
+	for cand in $(PYTHON) python3 python3.13 python3.12 python3.11 python3.10; do \
+	  if command -v "$$cand" >/dev/null 2>&1 && \
+	     "$$cand" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then \
+	    py="$$cand"; break; \
+	  fi; \
+	done; \
+	if [ -z "$$py" ]; then \
+	  echo "error: the course needs Python 3.10 or newer, and none was found" >&2; \
+	  echo "       (python3 is: $$(command -v python3 >/dev/null 2>&1 && python3 --version 2>&1 || echo 'not installed'))." >&2; \
+	  echo "       Install Python >= 3.10, or point to one: make install PYTHON=/path/to/python3.11" >&2; \
+	  exit 1; \
+	fi; \
+	echo "+ $$py -m venv $(VENV)"; \
+	"$$py" -m venv $(VENV)
+
+# The stamp is newer than pyproject.toml once the install succeeded, so re-running is free.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install $(TORCH_SPEC)
+	$(BIN)/python -m pip install -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+# ---------------------------------------------------------------- the book
+
+html: install
+	$(BIN)/jupyter-book build . -W -n --keep-going
+
+book: html open
+
+open:
+	@echo "The book is at: $(HTML_INDEX)"
+	@if [ -n "$${DISPLAY:-}$${WAYLAND_DISPLAY:-}" ] || [ "$$(uname)" = Darwin ]; then \
+	  echo "+ python -m webbrowser file://$(HTML_INDEX)"; \
+	  $(BIN)/python -m webbrowser "file://$(HTML_INDEX)" >/dev/null 2>&1 || \
+	    echo "(could not open a browser; open the file above yourself)"; \
+	else \
+	  echo "(no display found; open the file above in a browser)"; \
+	fi
+
+lab: install
+	$(BIN)/jupyter lab
+
+# ---------------------------------------------------------------- tests
+
+test: lint unit doctest nbval html sitecheck
+	@echo "make test: all checks passed"
+
+lint: install
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+
+unit: install
+	$(TEST_ENV) $(BIN)/python -m pytest tests --ignore=tests/site
+
+# pytest exits with 5 when it collects nothing: not an error while mafkit has no doctests.
+doctest: install
+	@echo "+ $(TEST_ENV) $(BIN)/python -m pytest --doctest-modules mafkit"
+	@$(TEST_ENV) $(BIN)/python -m pytest --doctest-modules mafkit; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "doctest: mafkit has no doctests yet (pytest exit 5), nothing to check"; rc=0; fi; \
+	exit $$rc
+
+# nbval runs every stored notebook again and compares the outputs; `--dist loadfile` keeps
+# all cells of one notebook on one worker. The plugin tests/nbval_timing.py prints the time
+# and peak memory of each notebook (also written to _build/notebook-timing.md).
+NBVAL_CMD = $(BIN)/python -m pytest -p tests.nbval_timing --nbval --nbval-current-env \
+	--nbval-sanitize-with tests/nbval_sanitize.cfg -n 2 --dist loadfile $(NB_DIRS)
+
+nbval: install
+	@echo "+ $(NB_ENV) $(NBVAL_CMD)"
+	@$(NB_ENV) $(NBVAL_CMD); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "nbval: no notebooks in chapters/ or exercises/solutions/ yet (pytest exit 5), nothing to check"; rc=0; fi; \
+	exit $$rc
+
+# Checks on the built site: every page exists, no broken references, math typeset offline.
+sitecheck: html
+	$(TEST_ENV) $(BIN)/python -m pytest tests/site
+
+# ---------------------------------------------------------------- notebooks
+
+EXECUTE_CMD = $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	--ExecutePreprocessor.timeout=600 --ExecutePreprocessor.kernel_name=python3
+
+execute: install
+	@if [ -z "$(NB)" ]; then echo "usage: make execute NB=chapters/01_made.ipynb" >&2; exit 2; fi
+	$(NB_ENV) $(EXECUTE_CMD) $(NB)
+
+execute-all: install
+	@if [ -z "$(NB_ALL)" ]; then echo "execute-all: no notebooks yet, nothing to do"; fi
+	@for nb in $(NB_ALL); do \
+	  echo "+ $(NB_ENV) $(EXECUTE_CMD) $$nb"; \
+	  $(NB_ENV) $(EXECUTE_CMD) "$$nb" || exit 1; \
+	done
+
+clean:
+	rm -rf _build .pytest_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+	@echo "(kept $(VENV); remove it with 'rm -rf $(VENV)' for a fresh install)"
