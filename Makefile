@@ -19,11 +19,12 @@ NB_DIRS := $(wildcard chapters exercises/solutions)
 NB_ALL = $(sort $(wildcard chapters/[0-9]*.ipynb exercises/solutions/*.ipynb))
 LINT_PATHS := $(wildcard mafkit tests benchmarks chapters)
 
-# Unit tests and site checks draw figures off screen.
-TEST_ENV := MPLBACKEND=Agg
+# Unit tests and site checks draw figures off screen. One thread per process: nbval runs two
+# kernels on two cores, and one thread also keeps float results the same on any core count.
+TEST_ENV := MPLBACKEND=Agg OMP_NUM_THREADS=1
 # Notebook kernels must use the inline backend: a stored figure's output holds a text/plain
 # part ("<Figure size ...>") that nbval compares, and with Agg the figure would not be shown.
-NB_ENV := MPLBACKEND=module://matplotlib_inline.backend_inline PYTHONHASHSEED=0
+NB_ENV := MPLBACKEND=module://matplotlib_inline.backend_inline PYTHONHASHSEED=0 OMP_NUM_THREADS=1
 
 .PHONY: help install book html open test lint unit doctest nbval sitecheck lab \
         execute execute-all clean
