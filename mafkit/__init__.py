@@ -1,6 +1,6 @@
 """mafkit: Masked Autoregressive Flows in PyTorch, the companion package of the MAF course."""
 
-from . import checks, data, plot
+from . import checks, data, exercises, plot
 from .autoregressive import BernoulliMADE, MADEMoG
 from .distributions import MixtureOfGaussians, StandardNormal
 from .flows import IAF, MAF, Flow, GaussianMADE, layer_orders
@@ -38,6 +38,7 @@ __all__ = [
     "Transform",
     "checks",
     "data",
+    "exercises",
     "fit",
     "hidden_degrees",
     "hidden_mask",

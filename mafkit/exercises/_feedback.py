@@ -1,0 +1,133 @@
+"""Shared machinery of the exercise checkers: run the student's code, explain what went wrong.
+
+Each ``check_*`` function calls the student's function (or class) on fresh cases built from a
+fixed seed (several dimensions D, D = 1 included, random orders, float64), compares the result
+with mafkit's own implementation and with the properties that must hold, and either prints one
+line (``✓ masks: all 12 cases passed``) or raises :class:`ExerciseError`, an ``AssertionError``
+whose message says what is wrong and how to fix it. The caller's random state is left untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["ExerciseError", "TOL"]
+
+TOL = 1e-6
+
+
+class ExerciseError(AssertionError):
+    """A failed exercise check. In Jupyter it shows its message only, without a traceback."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython calls this instead of printing a traceback
+        return ["✗ " + str(self)]
+
+
+@contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Run a block with torch's generator seeded; the caller's random state is restored after."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def _student_line(err: BaseException) -> str:
+    """' at line N: code' for the last frame of the student's own code, or ''."""
+    package = os.path.dirname(os.path.dirname(__file__))  # all of mafkit, not just here
+    skip = (package, os.path.dirname(torch.__file__))
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if not f.filename.startswith(skip)]
+    if not frames or not frames[-1].line:
+        return ""
+    return f"\n  at line {frames[-1].lineno}: {frames[-1].line}"
+
+
+def _call(exercise: str, name: str, case: str, fn: Callable, *args: object) -> object:
+    """Call the student's ``fn``; turn a stub's NotImplementedError or a crash into a hint."""
+    try:
+        return fn(*args)
+    except ExerciseError:
+        raise
+    except NotImplementedError:
+        raise ExerciseError(
+            f"{exercise}: you have not written `{name}` yet. Replace the line "
+            "`raise NotImplementedError` with your code, run that cell, then run this one again."
+        ) from None
+    except Exception as err:
+        hint = ""
+        if "dtype" in str(err) or "Double" in str(err):
+            hint = (
+                "\n  hint: the checker works in float64; make new tensors with "
+                "torch.zeros_like(...) or dtype=z.dtype so that they match."
+            )
+        raise ExerciseError(
+            f"{exercise}: your `{name}` raised {type(err).__name__}: {err}{_student_line(err)}"
+            f"{hint}\n  (case: {case})"
+        ) from err
+
+
+def _fail(exercise: str, message: str, case: str) -> None:
+    raise ExerciseError(f"{exercise}: {message}\n  (case: {case})")
+
+
+def _tensor(value: object, what: str, shape: tuple[int, ...], exercise: str, case: str) -> Tensor:
+    """``value`` as a tensor of the given shape, or a failure saying what came back."""
+    try:
+        value = torch.as_tensor(value)
+    except Exception:
+        _fail(exercise, f"{what} should be a tensor, got {type(value).__name__}", case)
+    if tuple(value.shape) != shape:
+        _fail(exercise, f"{what} should have shape {shape}, got {tuple(value.shape)}", case)
+    return value
+
+
+def _close(a: Tensor, b: Tensor) -> bool:
+    return a.shape == b.shape and torch.allclose(a.double(), b.double(), rtol=TOL, atol=TOL)
+
+
+def _diagnose(value: Tensor, expected: Tensor, mistakes: list[tuple[Tensor | None, str]]) -> str:
+    """The message of the first known mistake that reproduces ``value`` ('' if none does)."""
+    for candidate, message in mistakes:
+        if candidate is not None and not _close(candidate, expected) and _close(value, candidate):
+            return message
+    return ""
+
+
+def _randomise(module: nn.Module, std: float) -> None:
+    """Redraw every trainable parameter from N(0, std²) so that no structure hides behind small
+    weights (frozen parameters and anything named like a mask are left alone)."""
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if p.requires_grad and "mask" not in name.lower():
+                p.normal_(0.0, std)
+
+
+def _forbid(module: nn.Module, method: str, exercise: str, hint: str) -> nn.Module:
+    """A copy of ``module`` whose ``method`` (the one call that is the answer) fails with a hint."""
+    module = copy.deepcopy(module)
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise ExerciseError(f"{exercise}: {hint}")
+
+    object.__setattr__(module, method, forbidden)
+    return module
+
+
+def _passed(exercise: str, n_cases: int) -> None:
+    print(f"✓ {exercise}: all {n_cases} cases passed")
+
+
+def _orders(dims: list[int]) -> list[Tensor]:
+    """One order per D: natural for the first case of each D, random otherwise."""
+    seen: set[int] = set()
+    orders = []
+    for dim in dims:
+        orders.append(torch.arange(dim) if dim not in seen else torch.randperm(dim))
+        seen.add(dim)
+    return orders
