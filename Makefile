@@ -27,7 +27,7 @@ TEST_ENV := MPLBACKEND=Agg OMP_NUM_THREADS=1
 NB_ENV := MPLBACKEND=module://matplotlib_inline.backend_inline PYTHONHASHSEED=0 OMP_NUM_THREADS=1
 
 .PHONY: help install book html open test lint unit doctest nbval sitecheck lab \
-        execute execute-all clean
+        execute execute-all clean bench bench-quick
 
 help:
 	@echo "make book         build the site (creates .venv on first use) and print where it is"
@@ -37,6 +37,8 @@ help:
 	@echo "make execute-all  re-run every notebook and store the outputs"
 	@echo "make install      create .venv and install the course (only if pyproject.toml changed)"
 	@echo "make clean        remove build outputs and caches (keeps .venv)"
+	@echo "make bench        speed and quality against zuko and nflows (long: see benchmarks/RESULTS.md)"
+	@echo "make bench-quick  the speed tables only, fewer repeats"
 
 # ---------------------------------------------------------------- environment
 
@@ -135,6 +137,15 @@ execute-all: install
 	  echo "+ $(NB_ENV) $(EXECUTE_CMD) $$nb"; \
 	  $(NB_ENV) $(EXECUTE_CMD) "$$nb" || exit 1; \
 	done
+
+# ---------------------------------------------------------------- benchmarks (not part of test)
+
+bench: install
+	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/quality.py
+
+bench-quick: install
+	$(BIN)/python benchmarks/speed.py --quick
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache .hypothesis

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-import torch  # noqa: F401  (the doctest below uses it)
+import torch
 from torch import Tensor, nn
 
 from ._validation import check_context, check_hidden, check_points, check_positive_int
@@ -129,4 +129,113 @@ class MADE(nn.Module):
         h = self.first(x)
         if context is not None:
             h = h + self.context_layer(context)
-        return self.rest(h).view(x.shape[0], self.dim, self.n_params)
+        for layer in self.rest:
+            # ReLU in place on the fresh output of the layer before: the same numbers and
+            # the same gradient, one (batch, width) allocation less per hidden layer.
+            h = h.relu_() if type(layer) is nn.ReLU else layer(h)
+        return h.view(x.shape[0], self.dim, self.n_params)
+
+    def _sorted_layers(self, context: Tensor | None) -> tuple[list, list, list, Tensor, Tensor]:
+        """The masked weights with inputs and hidden units sorted by degree.
+
+        A hidden unit's degree here is the highest input degree it depends on (0: none, the
+        context only), read off the mask buffers so that it always agrees with the weights.
+        Sorted this way, every masked weight is block lower-triangular: the units of degree
+        k read only a prefix of the layer below (the inputs: the first k variables).
+
+        Returns:
+            weights: per hidden layer (width, n_below), rows and columns sorted.
+            biases: per hidden layer (width, 1); the first (width, batch) with a context.
+            cuts: per hidden layer, ``cuts[k]`` = the number of units of degree < k, k=0..dim.
+            out_weight: (dim, n_params, width_last): [k] is variable order[k]'s output rows.
+            out_bias: (dim, n_params, 1), sorted likewise.
+        """
+        linears = [self.first, *(m for m in self.rest if isinstance(m, MaskedLinear))]
+        degree = torch.arange(1, self.dim + 1, device=self.order.device)
+        columns = self.order  # the inputs sorted by degree
+        weights, biases, cuts = [], [], []
+        for layer in linears[:-1]:
+            mask = layer.mask[:, columns]
+            unit_degree = (mask * degree).amax(dim=1).long()
+            units = torch.argsort(unit_degree, stable=True)
+            weights.append(layer.weight[units][:, columns] * mask[units])
+            biases.append(layer.bias[units, None])
+            counts = torch.bincount(unit_degree, minlength=self.dim + 1)
+            cuts.append([0, *counts.cumsum(0)[: self.dim].tolist()])
+            if context is not None and len(biases) == 1:
+                biases[0] = biases[0] + self.context_layer.weight[units] @ context.t()
+            degree, columns = unit_degree[units], units
+        out = linears[-1]
+        out_weight = (out.weight * out.mask)[:, columns].view(self.dim, self.n_params, -1)
+        out_bias = out.bias.view(self.dim, self.n_params, 1)
+        return weights, biases, cuts, out_weight[self.order], out_bias[self.order]
+
+    def _activate_(self, block: Tensor, activation: nn.Module) -> None:
+        """Apply ``activation`` to ``block`` in place."""
+        if type(activation) is nn.ReLU:
+            block.relu_()
+        else:
+            block.copy_(activation(block))
+
+    def sequential(
+        self,
+        step: Callable[[int, Tensor], Tensor],
+        batch: int,
+        context: Tensor | None = None,
+        like: Tensor | None = None,
+    ) -> Tensor:
+        """Run the ``dim`` autoregressive steps, computing every hidden unit exactly once.
+
+        Step ``k`` (0-based) produces variable ``order[k]``: its parameters are computed
+        from the variables already produced, and ``step(k, params)`` returns its value.
+        This gives what ``dim`` full passes of :meth:`raw_forward` give (each pass fixing one
+        more variable), for about the cost of one pass. A hidden unit depends only on the
+        inputs up to its degree, so once those are known it is final: step ``k`` computes
+        just the units whose inputs became complete with variable ``order[k - 1]`` (the
+        units are visited sorted by degree, so each step reads a prefix of the layer
+        below) and the ``n_params`` output units of ``order[k]``. The degrees are read off
+        the mask buffers, so they always agree with the weights in use.
+
+        Args:
+            step: ``step(k, params)`` with params (n_params, batch) of variable ``order[k]``;
+                returns that variable's values, (batch,).
+            batch: number of points.
+            context: (batch, context_dim), required if and only if ``context_dim > 0``.
+            like: a tensor whose dtype and device the work buffers take (default: weights).
+
+        Returns:
+            (dim, batch): row k holds variable ``order[k]``.
+        """
+        activations = [m for m in self.rest if not isinstance(m, MaskedLinear)]
+        like = self.first.weight if like is None else like
+        # With autograd recording, grow each layer's state by concatenation; without, write
+        # into preallocated buffers (in place, which autograd could not differentiate).
+        track = torch.is_grad_enabled() and any(
+            t is not None and t.requires_grad for t in (like, context, *self.parameters())
+        )
+        weights, biases, cuts, out_weight, out_bias = self._sorted_layers(context)
+
+        def new(rows: int) -> Tensor:
+            return like.new_empty((0 if track else rows, batch))
+
+        x = new(self.dim)
+        hidden = [new(w.shape[0]) for w in weights]
+        for k in range(self.dim):
+            below = x[:k]  # the inputs of degree <= k
+            for i, (weight, bias, cut, act) in enumerate(zip(weights, biases, cuts, activations)):
+                start, stop = cut[k], cut[k + 1]  # the units of degree exactly k
+                if stop > start:
+                    w, b = weight[start:stop, : below.shape[0]], bias[start:stop]
+                    if track:
+                        hidden[i] = torch.cat((hidden[i], act(torch.addmm(b, w, below))))
+                    else:
+                        block = torch.addmm(b, w, below, out=hidden[i][start:stop])
+                        self._activate_(block, act)
+                below = hidden[i][:stop]
+            params = torch.addmm(out_bias[k], out_weight[k, :, : below.shape[0]], below)
+            value = step(k, params)
+            if track:
+                x = torch.cat((x, value[None]))
+            else:
+                x[k] = value
+        return x

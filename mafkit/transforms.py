@@ -97,15 +97,41 @@ class MaskedAffineAutoregressive(Transform):
         return self.made.order
 
     def shift_and_log_scale(self, x: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
-        """MADE pass: x (batch, dim) -> shift (batch, dim), log-scale (batch, dim)."""
+        """MADE pass: x (batch, dim) -> shift (batch, dim), log-scale (batch, dim).
+
+        The reference form of the layer's parameters. :meth:`forward` and :meth:`inverse`
+        compute the same numbers inline (with fewer temporaries), so overriding this method
+        does not change them.
+        """
         params = self.made.raw_forward(x, context)
         return params[..., 0], soft_clamp(params[..., 1], self.scale_bound)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        shift, log_scale = self.shift_and_log_scale(x, context)
-        return (x - shift) * torch.exp(-log_scale), -log_scale.sum(dim=1)
+        params = self.made.raw_forward(x, context)
+        shift, raw = params[..., 0], params[..., 1]
+        # soft_clamp and exp(-log_scale) with in-place steps on fresh temporaries: the same
+        # numbers as the plain expressions, fewer (batch, dim) allocations.
+        log_scale = raw / raw.abs().div_(self.scale_bound).add_(1)
+        z = torch.sub(x, shift).mul_(torch.neg(log_scale).exp_())
+        return z, log_scale.sum(dim=1).neg_()
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        # One variable per step, each hidden unit computed once (MADE.sequential): the same
+        # result as the D full MADE passes of _inverse_loop at about the cost of one.
+        z_rows = z.t()[self.made.order]  # (dim, batch), row k: variable order[k]
+        log_scales = []
+
+        def step(k: int, params: Tensor) -> Tensor:
+            log_scale = soft_clamp(params[1], self.scale_bound)
+            log_scales.append(log_scale)
+            return params[0] + torch.exp(log_scale) * z_rows[k]
+
+        x_rows = self.made.sequential(step, z.shape[0], context, like=z)
+        x = x_rows.t()[:, self.made.degrees_in - 1]
+        return x, torch.stack(log_scales).sum(dim=0)
+
+    def _inverse_loop(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The plain inverse, ``dim`` full MADE passes; the reference :meth:`inverse` matches."""
         x = torch.zeros_like(z)
         # After pass k the first k variables of the order are exact; pass D fixes all.
         for _ in range(self.dim):
