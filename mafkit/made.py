@@ -163,20 +163,19 @@ class MADE(nn.Module):
         """:meth:`raw_forward` through oneDNN's fused linear + bias + ReLU (no autograd).
 
         Used for float32 on the CPU when no gradient is recorded (density evaluation in
-        ``torch.no_grad()``): the same numbers as the plain path, about twice as fast,
-        because bias and ReLU are applied while the product is still in cache.
+        ``torch.no_grad()``): the same numbers as the plain path, faster, because bias and
+        ReLU are applied while the product is still in cache. The first layer still runs as
+        a module call, so forward hooks on ``made.first`` see every pass.
         """
         fused = torch.ops.mkldnn._linear_pointwise
-        linears = [self.first, *(m for m in self.rest if isinstance(m, MaskedLinear))]
-        first, last = linears[0], linears[-1]
-        x = x.contiguous()
-        if context is None:
-            h = fused(x, first.weight * first.mask, first.bias, "relu", [], "")
-        else:
-            h = nn.functional.linear(x, first.weight * first.mask, first.bias)
-            h = h.add_(self.context_layer(context)).relu_()
-        for layer in linears[1:-1]:
+        h = self.first(x)
+        if context is not None:
+            h = h + self.context_layer(context)
+        h = h.relu_()
+        linears = [m for m in self.rest if isinstance(m, MaskedLinear)]
+        for layer in linears[:-1]:
             h = fused(h, layer.weight * layer.mask, layer.bias, "relu", [], "")
+        last = linears[-1]
         out = fused(h, last.weight * last.mask, last.bias, "none", [], "")
         return out.view(x.shape[0], self.dim, self.n_params)
 
