@@ -135,6 +135,24 @@ class Digits:
     val: Tensor
     test: Tensor
     alpha: float
+    train_pixels: Tensor | None = None
+
+    def to_logit(self, v: Tensor) -> Tensor:
+        """Map dequantised pixel values v in [0, 17) to logit space: (n, 64) -> (n, 64)."""
+        p = self.alpha + (1 - 2 * self.alpha) * (v / 17)
+        return torch.log(p) - torch.log1p(-p)
+
+    def redequantise_train(self, generator: torch.Generator | None = None) -> Tensor:
+        """The training images with fresh uniform noise, in logit space: (n_train, 64).
+
+        Drawing new noise every epoch (``fit(..., resample=digits.redequantise_train)``)
+        keeps a flow from fitting the particular noise of one draw, which is what ends
+        training early on a set of only 1437 images.
+        """
+        if self.train_pixels is None:
+            raise ValueError("this Digits was built without its training pixels")
+        noise = torch.rand(self.train_pixels.shape, generator=generator)
+        return self.to_logit(self.train_pixels + noise)
 
     def log_det_to_pixels(self, y: Tensor) -> Tensor:
         """log|det dy/dv| of the map from pixel values v to logit space: (n, 64) -> (n,)."""
@@ -178,11 +196,10 @@ def load_digits(alpha: float = 0.05, seed: int = 0) -> Digits:
         raise ValueError(f"alpha must be in (0, 0.5), got {alpha}")
     pixels = _digit_pixels()
     noise = torch.rand(pixels.shape, generator=torch.Generator().manual_seed(seed + 1))
-    u = (pixels + noise) / 17
-    p = alpha + (1 - 2 * alpha) * u
-    y = torch.log(p) - torch.log1p(-p)
+    empty = torch.empty(0, 64)
+    y = Digits(empty, empty, empty, alpha).to_logit(pixels + noise)
     train, val, test = _split(len(y), seed)
-    return Digits(y[train], y[val], y[test], alpha)
+    return Digits(y[train], y[val], y[test], alpha, pixels[train])
 
 
 def binarised_digits(threshold: float = 8.0, seed: int = 0) -> tuple[Tensor, Tensor, Tensor]:

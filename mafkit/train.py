@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -104,6 +105,7 @@ def fit(
     clip_grad: float | None = 5.0,
     progress: bool = False,
     verbose: bool = False,
+    resample: Callable[[], Tensor] | None = None,
 ) -> History:
     """Train ``model`` by maximum likelihood with Adam.
 
@@ -128,6 +130,9 @@ def fit(
         clip_grad: maximum gradient norm, or None for no clipping.
         progress: show a tqdm progress bar (needs the ``progress`` extra).
         verbose: print one line every 10 epochs.
+        resample: called at the start of every epoch after the first, returns new training
+            points shaped like ``data`` (row i keeps context row i), e.g. fresh
+            dequantisation noise (:meth:`mafkit.data.Digits.redequantise_train`).
 
     Returns:
         the :class:`History` of losses.
@@ -155,6 +160,11 @@ def fit(
 
     n = data.shape[0]
     for epoch in epoch_range:
+        if resample is not None and epoch > 0:
+            data = resample()
+            if not isinstance(data, Tensor) or data.shape[0] != n:
+                got = tuple(data.shape) if isinstance(data, Tensor) else type(data).__name__
+                raise ValueError(f"resample must return a tensor with {n} rows, got {got}")
         model.train()
         total = 0.0
         for idx in torch.randperm(n, device=data.device).split(batch_size):

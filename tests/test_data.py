@@ -72,3 +72,14 @@ def test_alpha_outside_the_unit_half_interval_is_rejected() -> None:
 def test_binarised_digits_are_zero_one() -> None:
     train, val, test = binarised_digits()
     assert set(train.unique().tolist()) == {0.0, 1.0}
+
+
+def test_redequantised_training_images_keep_their_pixel_values() -> None:
+    digits = load_digits()
+    fresh = digits.redequantise_train(torch.Generator().manual_seed(5))
+    assert fresh.shape == digits.train.shape
+    assert not torch.equal(fresh, digits.train)
+    # Same integer pixel values under the noise: floor of the images agrees.
+    assert torch.equal(
+        digits.to_images(fresh).floor().clamp(max=16), digits.to_images(digits.train).floor()
+    )

@@ -67,3 +67,19 @@ def test_mean_log_prob_returns_mean_and_standard_error() -> None:
     values = flow.log_prob(x)
     assert abs(mean - values.mean().item()) < 1e-5
     assert abs(se - (values.std() / 10).item()) < 1e-5
+
+
+def test_fit_trains_on_the_data_that_resample_returns_each_epoch() -> None:
+    draws = []
+
+    def resample() -> torch.Tensor:
+        draws.append(two_moons(64))
+        return draws[-1]
+
+    history = fit(MAF(2, n_layers=1, hidden=(4,)), two_moons(64), epochs=4, resample=resample)
+    assert len(draws) == 3 and history.epochs_run == 4
+
+
+def test_fit_rejects_a_resample_of_the_wrong_size() -> None:
+    with pytest.raises(ValueError, match="resample must return a tensor with 64 rows"):
+        fit(MAF(2, n_layers=1), two_moons(64), epochs=2, resample=lambda: two_moons(10))
