@@ -193,8 +193,11 @@ def embedded_size(embedding: nn.Module | None, context_dim: int) -> int:
     """The context size the layers see: the embedding's output size, or ``context_dim``."""
     if embedding is None or context_dim == 0:
         return context_dim
+    # Probe with the embedding's own dtype and device, so a float64 or GPU network works too.
+    param = next(embedding.parameters(), None)
+    like = {} if param is None else {"dtype": param.dtype, "device": param.device}
     with torch.no_grad():
-        out = embedding(torch.zeros(2, context_dim))
+        out = embedding(torch.zeros(2, context_dim, **like))
     if out.dim() != 2:
         raise ValueError(
             f"embedding must map (batch, {context_dim}) to (batch, k), got " f"{tuple(out.shape)}"

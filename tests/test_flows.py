@@ -179,3 +179,10 @@ def test_random_orders_differ_between_layers() -> None:
     flow = MAF(6, n_layers=3, order="random")
     orders = [t.order.tolist() for t in flow.transforms]
     assert len({tuple(o) for o in orders}) > 1
+
+
+def test_a_float64_embedding_network_is_accepted() -> None:
+    embedding = torch.nn.Linear(3, 4).double()
+    flow = MAF(2, n_layers=1, hidden=(8,), context_dim=3, embedding=embedding).double()
+    x, c = torch.randn(5, 2, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    assert flow.log_prob(x, c).dtype == torch.float64
