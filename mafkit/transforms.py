@@ -45,7 +45,8 @@ def soft_clamp(log_scale: Tensor, bound: float) -> Tensor:
     ``(e^-bound, e^bound)``, so neither direction of the flow can overflow, while scales
     both above and below one remain reachable (the flow is not limited to contraction).
     """
-    return log_scale / (1 + log_scale.abs() / bound)
+    # In place on the fresh |s| temporary: the same numbers, one allocation less.
+    return log_scale / log_scale.abs().div_(bound).add_(1)
 
 
 class MaskedAffineAutoregressive(Transform):
@@ -108,10 +109,9 @@ class MaskedAffineAutoregressive(Transform):
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         params = self.made.raw_forward(x, context)
-        shift, raw = params[..., 0], params[..., 1]
-        # soft_clamp and exp(-log_scale) with in-place steps on fresh temporaries: the same
-        # numbers as the plain expressions, fewer (batch, dim) allocations.
-        log_scale = raw / raw.abs().div_(self.scale_bound).add_(1)
+        shift, log_scale = params[..., 0], soft_clamp(params[..., 1], self.scale_bound)
+        # exp(-log_scale) with in-place steps on fresh temporaries: the same numbers as the
+        # plain expression, fewer (batch, dim) allocations.
         z = torch.sub(x, shift).mul_(torch.neg(log_scale).exp_())
         return z, log_scale.sum(dim=1).neg_()
 
