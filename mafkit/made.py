@@ -41,6 +41,10 @@ class MaskedLinear(nn.Linear):
         """x: (batch, in_features) -> (batch, out_features)."""
         return nn.functional.linear(x, self.weight * self.mask, self.bias)
 
+    def masked_weight(self) -> Tensor:
+        """The weight with its mask applied: (out_features, in_features)."""
+        return self.weight * self.mask
+
 
 class MADE(nn.Module):
     """Masked autoencoder for distribution estimation (Germain et al., 2015).
@@ -95,6 +99,9 @@ class MADE(nn.Module):
         # Interleaved layout: output unit k parametrises variable k // n_params.
         out_degrees = degrees[0].repeat_interleave(self.n_params)
         self.register_buffer("degrees_in", degrees[0])
+        # Output unit order for blocked_forward: parameter p of variable i at p * dim + i.
+        blocked = torch.arange(self.dim * self.n_params).view(self.dim, self.n_params)
+        self.register_buffer("blocked_rows", blocked.t().reshape(-1), persistent=False)
 
         layers: list[nn.Module] = []
         for d_in, d_out in zip(degrees[:-1], degrees[1:]):
@@ -142,6 +149,28 @@ class MADE(nn.Module):
 
     def raw_forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """``forward`` without argument checks, for callers that checked already."""
+        params = self.blocked_forward(x, context)
+        return params.view(x.shape[0], self.n_params, self.dim).transpose(1, 2)
+
+    def blocked_forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        """The parameters in blocked layout, without argument checks.
+
+        The output layer is stored interleaved (unit k: variable k // n_params, parameter
+        k % n_params) but evaluated blocked, so that each parameter is a dense slice: the
+        element-wise work of a flow layer then runs on contiguous rows (about 3x faster than
+        on stride-n_params data) and its gradient comes back as one concatenation rather
+        than a zero-filled tensor per parameter. Only the order of the output units
+        changes, so every value is the same as in :meth:`forward`.
+
+        Args:
+            x: (batch, dim) points.
+            context: (batch, context_dim) or None.
+
+        Returns:
+            (batch, n_params * dim); columns ``p * dim`` to ``(p + 1) * dim`` hold parameter
+            p of every variable, so ``params.split(dim, dim=1)`` gives one (batch, dim)
+            tensor per parameter.
+        """
         if (
             self.relu_only
             and not torch.is_grad_enabled()
@@ -153,14 +182,22 @@ class MADE(nn.Module):
         h = self.first(x)
         if context is not None:
             h = h + self.context_layer(context)
-        for layer in self.rest:
+        *hidden_layers, _ = self.rest
+        for layer in hidden_layers:
             # ReLU in place on the fresh output of the layer before: the same numbers and
             # the same gradient, one (batch, width) allocation less per hidden layer.
             h = h.relu_() if type(layer) is nn.ReLU else layer(h)
-        return h.view(x.shape[0], self.dim, self.n_params)
+        return nn.functional.linear(h, *self._blocked_output())
+
+    def _blocked_output(self) -> tuple[Tensor, Tensor]:
+        """The output layer's masked weight and bias, rows in blocked order."""
+        last = self.rest[-1]
+        if self.n_params == 1:
+            return last.masked_weight(), last.bias
+        return last.masked_weight()[self.blocked_rows], last.bias[self.blocked_rows]
 
     def _fused_forward(self, x: Tensor, context: Tensor | None) -> Tensor:
-        """:meth:`raw_forward` through oneDNN's fused linear + bias + ReLU (no autograd).
+        """:meth:`blocked_forward` through oneDNN's fused linear + bias + ReLU (no autograd).
 
         Used for float32 on the CPU when no gradient is recorded (density evaluation in
         ``torch.no_grad()``): the same numbers as the plain path, faster, because bias and
@@ -174,10 +211,9 @@ class MADE(nn.Module):
         h = h.relu_()
         linears = [m for m in self.rest if isinstance(m, MaskedLinear)]
         for layer in linears[:-1]:
-            h = fused(h, layer.weight * layer.mask, layer.bias, "relu", [], "")
-        last = linears[-1]
-        out = fused(h, last.weight * last.mask, last.bias, "none", [], "")
-        return out.view(x.shape[0], self.dim, self.n_params)
+            h = fused(h, layer.masked_weight(), layer.bias, "relu", [], "")
+        weight, bias = self._blocked_output()
+        return fused(h, weight, bias, "none", [], "")
 
     def _sorted_layers(self, context: Tensor | None) -> tuple[list, list, list, Tensor, Tensor]:
         """The masked weights with inputs and hidden units sorted by degree.

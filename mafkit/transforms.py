@@ -49,6 +49,42 @@ def soft_clamp(log_scale: Tensor, bound: float) -> Tensor:
     return log_scale / log_scale.abs().div_(bound).add_(1)
 
 
+class _AffineToNoise(torch.autograd.Function):
+    """The element-wise half of a MAF layer, data to noise, with a hand-written gradient.
+
+    From ``x`` (batch, dim) and blocked parameters ``params`` (batch, 2 dim) = [shift,
+    raw log-scale]: ``s = soft_clamp(raw, bound)``, ``z = (x - shift) exp(-s)``,
+    ``log_det = -sum_i s_i``. The gradient uses ``dz/dx = exp(-s)``, ``dz/dshift = -exp(-s)``,
+    ``dz/ds = -z`` and ``ds/draw = 1 / (1 + |raw| / bound)^2``; it takes 7 passes over
+    (batch, dim) data where autograd's graph of the same expression takes about 25, and
+    writes the parameter gradient straight into one (batch, 2 dim) tensor.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, params: Tensor, bound: float) -> tuple[Tensor, Tensor]:
+        shift, raw = params.split(x.shape[1], dim=1)
+        denominator = raw.abs().div_(bound).add_(1)
+        log_scale = torch.div(raw, denominator)
+        log_det = log_scale.sum(dim=1).neg_()
+        inv_scale = log_scale.neg_().exp_()  # in place: log_scale is not needed again
+        z = torch.sub(x, shift).mul_(inv_scale)
+        ctx.save_for_backward(inv_scale, z, denominator)
+        return z, log_det
+
+    @staticmethod
+    def backward(ctx, grad_z: Tensor, grad_log_det: Tensor) -> tuple[Tensor | None, ...]:
+        inv_scale, z, denominator = ctx.saved_tensors
+        dim = z.shape[1]
+        grad_x = grad_z * inv_scale
+        grad_params = None
+        if ctx.needs_input_grad[1]:
+            grad_params = z.new_empty(z.shape[0], 2 * dim)
+            torch.neg(grad_x, out=grad_params[:, :dim])
+            grad_s = torch.mul(grad_z, z, out=grad_params[:, dim:])
+            grad_s.add_(grad_log_det[:, None]).neg_().div_(denominator).div_(denominator)
+        return (grad_x if ctx.needs_input_grad[0] else None), grad_params, None
+
+
 class MaskedAffineAutoregressive(Transform):
     """The MAF layer: an affine map whose shift and scale come from a MADE.
 
@@ -108,12 +144,8 @@ class MaskedAffineAutoregressive(Transform):
         return params[..., 0], soft_clamp(params[..., 1], self.scale_bound)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        params = self.made.raw_forward(x, context)
-        shift, log_scale = params[..., 0], soft_clamp(params[..., 1], self.scale_bound)
-        # exp(-log_scale) with in-place steps on fresh temporaries: the same numbers as the
-        # plain expression, fewer (batch, dim) allocations.
-        z = torch.sub(x, shift).mul_(torch.neg(log_scale).exp_())
-        return z, log_scale.sum(dim=1).neg_()
+        params = self.made.blocked_forward(x, context)
+        return _AffineToNoise.apply(x, params, self.scale_bound)
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         # One variable per step, each hidden unit computed once (MADE.sequential): the same
