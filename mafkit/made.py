@@ -25,6 +25,62 @@ def _fused_linear_relu_available() -> bool:
     return True
 
 
+def _fused_available(x: Tensor) -> bool:
+    """Whether oneDNN's fused linear layers can take ``x`` (float32 on the CPU)."""
+    return x.dtype == torch.float32 and x.device.type == "cpu" and _fused_linear_relu_available()
+
+
+class _FusedReluLayers(torch.autograd.Function):
+    """Linear layers with a ReLU after each but the last, through oneDNN's fused kernels.
+
+    ``apply(h, w_1, b_1, ..., w_n, b_n)`` computes ``relu(h w_1^T + b_1)``, ..., then
+    ``h w_n^T + b_n``, each layer in one call that adds the bias and applies the ReLU while
+    the product is still in cache. The gradient is written out by hand (a ReLU passes it
+    where its output is positive), so training takes this path too. float32 on the CPU.
+    """
+
+    @staticmethod
+    def evaluate(h: Tensor, weights_and_biases: Sequence[Tensor], inputs: list | None = None):
+        """The forward computation; appends each layer's input to ``inputs`` if given.
+
+        Without ``inputs`` (no gradient wanted) every activation is freed as soon as the
+        next layer has read it, which keeps the working set and the page faults small.
+        """
+        fused = torch.ops.mkldnn._linear_pointwise
+        weights = weights_and_biases[0::2]
+        for i, (weight, bias) in enumerate(zip(weights, weights_and_biases[1::2])):
+            if inputs is not None:
+                inputs.append(h)
+            h = fused(h, weight, bias, "relu" if i < len(weights) - 1 else "none", [], "")
+        return h
+
+    @staticmethod
+    def forward(ctx, h: Tensor, *weights_and_biases: Tensor) -> Tensor:
+        inputs: list[Tensor] = []
+        out = _FusedReluLayers.evaluate(h, weights_and_biases, inputs)
+        ctx.save_for_backward(*inputs, *weights_and_biases[0::2])
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+        saved = ctx.saved_tensors
+        n = len(saved) // 2
+        inputs, weights = saved[:n], saved[n:]
+        needs = ctx.needs_input_grad
+        grads: list[Tensor | None] = [None] * (2 * n)
+        for i in reversed(range(n)):
+            if needs[1 + 2 * i]:
+                grads[2 * i] = grad.t().mm(inputs[i])
+            if needs[2 + 2 * i]:
+                grads[2 * i + 1] = grad.sum(dim=0)
+            if i == 0 and not needs[0]:
+                return None, *grads
+            grad = grad.mm(weights[i])
+            if i > 0:  # inputs[i] is a ReLU output: the gradient passes where it is > 0
+                grad = torch.ops.aten.threshold_backward(grad, inputs[i], 0)
+        return grad, *grads
+
+
 class MaskedLinear(nn.Linear):
     """A linear layer whose weight is multiplied by a fixed 0/1 mask.
 
@@ -111,7 +167,7 @@ class MADE(nn.Module):
         self.rest = nn.Sequential(*layers[1:])
         if self.context_dim:
             self.context_layer = nn.Linear(self.context_dim, self.hidden[0], bias=False)
-        # Plain ReLU networks may take the fused path of raw_forward when nothing needs grads.
+        # Plain ReLU networks take the fused path of blocked_forward (float32, CPU).
         self.relu_only = all(
             type(m) is nn.ReLU for m in self.rest if not isinstance(m, MaskedLinear)
         )
@@ -171,17 +227,19 @@ class MADE(nn.Module):
             p of every variable, so ``params.split(dim, dim=1)`` gives one (batch, dim)
             tensor per parameter.
         """
-        if (
-            self.relu_only
-            and not torch.is_grad_enabled()
-            and x.dtype == torch.float32
-            and x.device.type == "cpu"
-            and _fused_linear_relu_available()
-        ):
-            return self._fused_forward(x, context)
+        fused = self.relu_only and _fused_available(x)
         h = self.first(x)
         if context is not None:
             h = h + self.context_layer(context)
+        if fused:
+            # The first layer stays a module call, so forward hooks on made.first see
+            # every pass; the layers after it run fused (ReLU in place: a fresh tensor).
+            linears = [m for m in self.rest if isinstance(m, MaskedLinear)]
+            hidden = [t for m in linears[:-1] for t in (m.masked_weight(), m.bias)]
+            layers = (*hidden, *self._blocked_output())
+            if torch.is_grad_enabled() and any(t.requires_grad for t in (h, *layers)):
+                return _FusedReluLayers.apply(h.relu_(), *layers)
+            return _FusedReluLayers.evaluate(h.relu_(), layers)
         *hidden_layers, _ = self.rest
         for layer in hidden_layers:
             # ReLU in place on the fresh output of the layer before: the same numbers and
@@ -195,25 +253,6 @@ class MADE(nn.Module):
         if self.n_params == 1:
             return last.masked_weight(), last.bias
         return last.masked_weight()[self.blocked_rows], last.bias[self.blocked_rows]
-
-    def _fused_forward(self, x: Tensor, context: Tensor | None) -> Tensor:
-        """:meth:`blocked_forward` through oneDNN's fused linear + bias + ReLU (no autograd).
-
-        Used for float32 on the CPU when no gradient is recorded (density evaluation in
-        ``torch.no_grad()``): the same numbers as the plain path, faster, because bias and
-        ReLU are applied while the product is still in cache. The first layer still runs as
-        a module call, so forward hooks on ``made.first`` see every pass.
-        """
-        fused = torch.ops.mkldnn._linear_pointwise
-        h = self.first(x)
-        if context is not None:
-            h = h + self.context_layer(context)
-        h = h.relu_()
-        linears = [m for m in self.rest if isinstance(m, MaskedLinear)]
-        for layer in linears[:-1]:
-            h = fused(h, layer.masked_weight(), layer.bias, "relu", [], "")
-        weight, bias = self._blocked_output()
-        return fused(h, weight, bias, "none", [], "")
 
     def _sorted_layers(self, context: Tensor | None) -> tuple[list, list, list, Tensor, Tensor]:
         """The masked weights with inputs and hidden units sorted by degree.

@@ -61,13 +61,19 @@ class _AffineToNoise(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, params: Tensor, bound: float) -> tuple[Tensor, Tensor]:
+    def evaluate(x: Tensor, params: Tensor, bound: float) -> tuple[Tensor, ...]:
+        """z, log_det, and what the gradient needs: exp(-s) and 1 + |raw| / bound."""
         shift, raw = params.split(x.shape[1], dim=1)
         denominator = raw.abs().div_(bound).add_(1)
         log_scale = torch.div(raw, denominator)
         log_det = log_scale.sum(dim=1).neg_()
         inv_scale = log_scale.neg_().exp_()  # in place: log_scale is not needed again
         z = torch.sub(x, shift).mul_(inv_scale)
+        return z, log_det, inv_scale, denominator
+
+    @staticmethod
+    def forward(ctx, x: Tensor, params: Tensor, bound: float) -> tuple[Tensor, Tensor]:
+        z, log_det, inv_scale, denominator = _AffineToNoise.evaluate(x, params, bound)
         ctx.save_for_backward(inv_scale, z, denominator)
         return z, log_det
 
@@ -145,7 +151,9 @@ class MaskedAffineAutoregressive(Transform):
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         params = self.made.blocked_forward(x, context)
-        return _AffineToNoise.apply(x, params, self.scale_bound)
+        if torch.is_grad_enabled() and (x.requires_grad or params.requires_grad):
+            return _AffineToNoise.apply(x, params, self.scale_bound)
+        return _AffineToNoise.evaluate(x, params, self.scale_bound)[:2]
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         # One variable per step, each hidden unit computed once (MADE.sequential): the same
