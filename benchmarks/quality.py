@@ -12,6 +12,7 @@ Every library is trained by the same loop (``mafkit.fit``, gradient norm clipped
 
     python benchmarks/quality.py                                  # everything
     python benchmarks/quality.py --task digits --libraries zuko   # one part
+    python benchmarks/quality.py --task 2d --seeds 0 1 2 3 4      # several seeds
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def main() -> None:
     parser.add_argument(
         "--fresh-noise", action="store_true", help="digits: new dequantisation noise every epoch"
     )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed")
     parser.add_argument("--json", type=Path, help="append one JSON line per result here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -97,14 +99,15 @@ def main() -> None:
             with args.json.open("a") as f:
                 f.write(json.dumps(row) + "\n")
 
-    for library in args.libraries:
-        if args.task in ("all", "2d"):
-            for target in ("banana", "ring"):
-                report({"library": library, "task": f"kl_{target}", **kl_2d(library, target)})
-        if args.task in ("all", "digits"):
-            report(
-                {"library": library, "task": "digits", **digits_nll(library, 0, args.fresh_noise)}
-            )
+    for seed in args.seeds:
+        for library in args.libraries:
+            row = {"library": library, "seed": seed}
+            if args.task in ("all", "2d"):
+                for target in ("banana", "ring"):
+                    report({**row, "task": f"kl_{target}", **kl_2d(library, target, seed)})
+            if args.task in ("all", "digits"):
+                result = digits_nll(library, seed, args.fresh_noise)
+                report({**row, "task": "digits", **result})
 
 
 if __name__ == "__main__":

@@ -30,35 +30,44 @@ def _fused_available(x: Tensor) -> bool:
     return x.dtype == torch.float32 and x.device.type == "cpu" and _fused_linear_relu_available()
 
 
-class _FusedReluLayers(torch.autograd.Function):
-    """Linear layers with a ReLU after each but the last, through oneDNN's fused kernels.
+class _LinearStack(torch.autograd.Function):
+    """Linear layers with a ReLU after each but the last, with a hand-written gradient.
 
     ``apply(h, w_1, b_1, ..., w_n, b_n)`` computes ``relu(h w_1^T + b_1)``, ..., then
-    ``h w_n^T + b_n``, each layer in one call that adds the bias and applies the ReLU while
-    the product is still in cache. The gradient is written out by hand (a ReLU passes it
-    where its output is positive), so training takes this path too. float32 on the CPU.
+    ``h w_n^T + b_n``. For float32 on the CPU each layer is one call to oneDNN's fused
+    linear, which adds the bias and applies the ReLU while the product is still in cache;
+    otherwise ``addmm`` and an in-place ReLU. The gradient is written out by hand: a ReLU
+    passes it where its output is positive, and each weight's gradient is computed in the
+    orientation that is fast for its shape (autograd's choice is several times slower for
+    a layer fed by a few inputs, such as the first layer of a MADE on two variables).
     """
 
     @staticmethod
-    def evaluate(h: Tensor, weights_and_biases: Sequence[Tensor], inputs: list | None = None):
+    def evaluate(h: Tensor, layers: Sequence[Tensor], inputs: list | None = None) -> Tensor:
         """The forward computation; appends each layer's input to ``inputs`` if given.
 
         Without ``inputs`` (no gradient wanted) every activation is freed as soon as the
         next layer has read it, which keeps the working set and the page faults small.
         """
-        fused = torch.ops.mkldnn._linear_pointwise
-        weights = weights_and_biases[0::2]
-        for i, (weight, bias) in enumerate(zip(weights, weights_and_biases[1::2])):
+        fused = _fused_available(h)
+        weights, biases = layers[0::2], layers[1::2]
+        for i, (weight, bias) in enumerate(zip(weights, biases)):
             if inputs is not None:
                 inputs.append(h)
-            h = fused(h, weight, bias, "relu" if i < len(weights) - 1 else "none", [], "")
+            relu = i < len(weights) - 1
+            if fused:
+                post_op = "relu" if relu else "none"
+                h = torch.ops.mkldnn._linear_pointwise(h, weight, bias, post_op, [], "")
+            else:
+                h = torch.addmm(bias, h, weight.t())
+                h = h.relu_() if relu else h
         return h
 
     @staticmethod
-    def forward(ctx, h: Tensor, *weights_and_biases: Tensor) -> Tensor:
+    def forward(ctx, h: Tensor, *layers: Tensor) -> Tensor:
         inputs: list[Tensor] = []
-        out = _FusedReluLayers.evaluate(h, weights_and_biases, inputs)
-        ctx.save_for_backward(*inputs, *weights_and_biases[0::2])
+        out = _LinearStack.evaluate(h, layers, inputs)
+        ctx.save_for_backward(*inputs, *layers[0::2])
         return out
 
     @staticmethod
@@ -70,7 +79,11 @@ class _FusedReluLayers(torch.autograd.Function):
         grads: list[Tensor | None] = [None] * (2 * n)
         for i in reversed(range(n)):
             if needs[1 + 2 * i]:
-                grads[2 * i] = grad.t().mm(inputs[i])
+                # (out, in) either way; the product with the shorter side as rows is fast.
+                if grad.shape[1] <= inputs[i].shape[1]:
+                    grads[2 * i] = grad.t().mm(inputs[i])
+                else:
+                    grads[2 * i] = inputs[i].t().mm(grad).t()
             if needs[2 + 2 * i]:
                 grads[2 * i + 1] = grad.sum(dim=0)
             if i == 0 and not needs[0]:
@@ -79,6 +92,21 @@ class _FusedReluLayers(torch.autograd.Function):
             if i > 0:  # inputs[i] is a ReLU output: the gradient passes where it is > 0
                 grad = torch.ops.aten.threshold_backward(grad, inputs[i], 0)
         return grad, *grads
+
+
+def linear_stack(h: Tensor, layers: Sequence[Tensor]) -> Tensor:
+    """``h`` through linear layers ``(w_1, b_1, ..., w_n, b_n)`` with ReLUs between them.
+
+    Args:
+        h: (batch, in_features).
+        layers: weights (out, in) and biases (out,), alternating, first layer first.
+
+    Returns:
+        (batch, out_features of the last layer).
+    """
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (h, *layers)):
+        return _LinearStack.apply(h, *layers)
+    return _LinearStack.evaluate(h, layers)
 
 
 class MaskedLinear(nn.Linear):
@@ -95,7 +123,9 @@ class MaskedLinear(nn.Linear):
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (batch, in_features) -> (batch, out_features)."""
-        return nn.functional.linear(x, self.weight * self.mask, self.bias)
+        if self.bias is None:
+            return nn.functional.linear(x, self.masked_weight())
+        return linear_stack(x, (self.masked_weight(), self.bias))
 
     def masked_weight(self) -> Tensor:
         """The weight with its mask applied: (out_features, in_features)."""
@@ -167,7 +197,7 @@ class MADE(nn.Module):
         self.rest = nn.Sequential(*layers[1:])
         if self.context_dim:
             self.context_layer = nn.Linear(self.context_dim, self.hidden[0], bias=False)
-        # Plain ReLU networks take the fused path of blocked_forward (float32, CPU).
+        # Plain ReLU networks run their layers after the first as one linear_stack.
         self.relu_only = all(
             type(m) is nn.ReLU for m in self.rest if not isinstance(m, MaskedLinear)
         )
@@ -227,25 +257,21 @@ class MADE(nn.Module):
             p of every variable, so ``params.split(dim, dim=1)`` gives one (batch, dim)
             tensor per parameter.
         """
-        fused = self.relu_only and _fused_available(x)
         h = self.first(x)
         if context is not None:
             h = h + self.context_layer(context)
-        if fused:
+        if self.relu_only:
             # The first layer stays a module call, so forward hooks on made.first see
-            # every pass; the layers after it run fused (ReLU in place: a fresh tensor).
+            # every pass; the layers after it run as one stack (ReLU in place: h is fresh).
             linears = [m for m in self.rest if isinstance(m, MaskedLinear)]
             hidden = [t for m in linears[:-1] for t in (m.masked_weight(), m.bias)]
-            layers = (*hidden, *self._blocked_output())
-            if torch.is_grad_enabled() and any(t.requires_grad for t in (h, *layers)):
-                return _FusedReluLayers.apply(h.relu_(), *layers)
-            return _FusedReluLayers.evaluate(h.relu_(), layers)
+            return linear_stack(h.relu_(), (*hidden, *self._blocked_output()))
         *hidden_layers, _ = self.rest
         for layer in hidden_layers:
             # ReLU in place on the fresh output of the layer before: the same numbers and
             # the same gradient, one (batch, width) allocation less per hidden layer.
             h = h.relu_() if type(layer) is nn.ReLU else layer(h)
-        return nn.functional.linear(h, *self._blocked_output())
+        return linear_stack(h, self._blocked_output())
 
     def _blocked_output(self) -> tuple[Tensor, Tensor]:
         """The output layer's masked weight and bias, rows in blocked order."""

@@ -1,9 +1,9 @@
 """The fast density pass returns what the plain autograd expressions return.
 
 Three speed-ups sit in the data-to-noise direction of a MAF layer: the MADE evaluates its
-output layer in blocked order (all shifts, then all log-scales), float32 ReLU MADEs on the
-CPU run their layers through oneDNN's fused kernels with a hand-written gradient
-(``_FusedReluLayers``), and the affine half of the layer has a hand-written gradient too
+output layer in blocked order (all shifts, then all log-scales), its linear layers run as
+one autograd node with a hand-written gradient (``_LinearStack``; oneDNN's fused kernels for
+float32 on the CPU), and the affine half of the layer has a hand-written gradient too
 (``_AffineToNoise``). Each is compared here with the plain expression it replaces.
 """
 
@@ -12,8 +12,8 @@ import copy
 import pytest
 import torch
 
-from mafkit import MADE, MaskedAffineAutoregressive, soft_clamp
-from mafkit.made import _fused_linear_relu_available
+from mafkit import MADE, MaskedAffineAutoregressive, MaskedLinear, soft_clamp
+from mafkit.made import _fused_linear_relu_available, _LinearStack
 from mafkit.transforms import _AffineToNoise
 
 needs_onednn = pytest.mark.skipif(
@@ -21,11 +21,16 @@ needs_onednn = pytest.mark.skipif(
 )
 
 
-def plain_twin(made: MADE) -> MADE:
-    """A copy of ``made`` that takes the plain autograd path (same weights)."""
-    twin = copy.deepcopy(made)
-    twin.relu_only = False
-    return twin
+def reference_params(made: MADE, x: torch.Tensor, context=None) -> torch.Tensor:
+    """The MADE's blocked output from plain autograd expressions on its masked weights."""
+    linears = [m for m in made.modules() if isinstance(m, MaskedLinear)]
+    activations = [m for m in made.rest if not isinstance(m, MaskedLinear)]
+    h = x @ (linears[0].weight * linears[0].mask).t() + linears[0].bias
+    if context is not None:
+        h = h + context @ made.context_layer.weight.t()
+    for layer, activation in zip(linears[1:], activations):
+        h = activation(h) @ (layer.weight * layer.mask).t() + layer.bias
+    return h[:, made.blocked_rows]
 
 
 def shifted(module: torch.nn.Module, scale: float = 0.3) -> torch.nn.Module:
@@ -59,51 +64,77 @@ def test_blocked_output_keeps_the_stored_interleaved_parameters() -> None:
     torch.testing.assert_close(made(x).reshape(5, 8), by_hand, rtol=1e-6, atol=1e-6)
 
 
-@needs_onednn
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("context_dim", [0, 3])
 @pytest.mark.parametrize("hidden", [(32, 32), (16,), (8, 8, 8)])
-def test_fused_layers_match_the_plain_path_values_and_gradients(
-    context_dim: int, hidden: tuple[int, ...]
+@pytest.mark.parametrize("activation", [torch.nn.ReLU, torch.nn.Tanh])
+def test_made_matches_plain_autograd_values_and_gradients(
+    dtype: torch.dtype, context_dim: int, hidden: tuple[int, ...], activation: type
 ) -> None:
-    made = shifted(MADE(6, hidden=hidden, n_params=2, context_dim=context_dim))
-    twin = plain_twin(made)
-    x = torch.randn(50, 6, requires_grad=True)
-    context = torch.randn(50, context_dim, requires_grad=True) if context_dim else None
-    weights = torch.randn(50, 12)  # a loss that weighs every output differently
+    made = shifted(MADE(2, hidden=hidden, context_dim=context_dim, activation=activation))
+    made = made.to(dtype)
+    x = torch.randn(50, 2, dtype=dtype, requires_grad=True)
+    context = torch.randn(50, context_dim, dtype=dtype) if context_dim else None
+    if context is not None:
+        context.requires_grad_(True)
+    weights = torch.randn(50, 4, dtype=dtype)  # a loss that weighs every output differently
+    wrt = [x, *made.parameters()] + ([context] if context_dim else [])
     results = []
-    for model in (made, twin):
-        out = model.blocked_forward(x, context)
-        wrt = [x, *model.parameters()] + ([context] if context_dim else [])
-        grads = torch.autograd.grad((out * weights).sum(), wrt)
-        results.append((out, grads))
+    for evaluate in (made.blocked_forward, lambda *a: reference_params(made, *a)):
+        out = evaluate(x, context)
+        results.append((out, torch.autograd.grad((out * weights).sum(), wrt)))
     (fast, fast_grads), (plain, plain_grads) = results
-    torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-6)
+    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-12}
+    torch.testing.assert_close(fast, plain, **tol)
     for g_fast, g_plain in zip(fast_grads, plain_grads):
-        torch.testing.assert_close(g_fast, g_plain, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(g_fast, g_plain, **tol)
+
+
+@pytest.mark.parametrize("shape", [(128, 2), (4, 128), (16, 16)])
+def test_weight_gradient_is_right_in_either_orientation(shape: tuple[int, int]) -> None:
+    n_out, n_in = shape
+    h = torch.randn(40, n_in, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(n_out, n_in, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(n_out, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda *t: _LinearStack.apply(*t), (h, w, b))
+
+
+def test_linear_stack_passes_gradcheck_through_relus() -> None:
+    torch.manual_seed(1)
+    h = torch.randn(12, 3, dtype=torch.float64, requires_grad=True)
+    layers = [torch.randn(5, 3), torch.randn(5), torch.randn(4, 5), torch.randn(4)]
+    layers = [t.double().requires_grad_(True) for t in layers]
+    assert torch.autograd.gradcheck(lambda *t: _LinearStack.apply(*t), (h, *layers))
 
 
 @needs_onednn
-def test_training_takes_the_fused_path() -> None:
+def test_float32_on_the_cpu_takes_the_fused_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    fused = torch.ops.mkldnn._linear_pointwise
+
+    def counting(*args):
+        calls.append(args[3])
+        return fused(*args)
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", counting)
     made = MADE(4, hidden=(16, 16))
     out = made.blocked_forward(torch.randn(3, 4))
-    assert type(out.grad_fn).__name__ == "_FusedReluLayersBackward"
-    assert plain_twin(made).blocked_forward(torch.randn(3, 4)).grad_fn.name() != (
-        "_FusedReluLayersBackward"
-    )
+    assert type(out.grad_fn).__name__ == "_LinearStackBackward"
+    assert calls == ["none", "relu", "none"]  # the first layer, then the fused stack
 
 
-@needs_onednn
-def test_fused_layers_skip_gradients_nobody_asked_for() -> None:
+def test_gradients_nobody_asked_for_are_skipped() -> None:
     made = shifted(MADE(5, hidden=(16, 16)))
-    twin = plain_twin(made)
-    for model in (made, twin):
-        model.first.weight.requires_grad_(False)
-        model.rest[-1].bias.requires_grad_(False)
+    made.first.weight.requires_grad_(False)
+    made.rest[-1].bias.requires_grad_(False)
     x = torch.randn(20, 5)  # no gradient for the input either
-    for model in (made, twin):
-        model.blocked_forward(x).square().sum().backward()
+    made.blocked_forward(x).square().sum().backward()
     assert made.first.weight.grad is None and made.rest[-1].bias.grad is None
-    for p_fast, p_plain in zip(made.parameters(), twin.parameters()):
+    reference = copy.deepcopy(made)
+    for p in reference.parameters():
+        p.grad = None
+    reference_params(reference, x).square().sum().backward()
+    for p_fast, p_plain in zip(made.parameters(), reference.parameters()):
         if p_fast.requires_grad:
             torch.testing.assert_close(p_fast.grad, p_plain.grad, rtol=1e-4, atol=1e-5)
 
