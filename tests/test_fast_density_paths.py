@@ -4,7 +4,9 @@ Three speed-ups sit in the data-to-noise direction of a MAF layer: the MADE eval
 output layer in blocked order (all shifts, then all log-scales), its linear layers run as
 one autograd node with a hand-written gradient (``_LinearStack``; oneDNN's fused kernels for
 float32 on the CPU), and the affine half of the layer has a hand-written gradient too
-(``_AffineToNoise``). Each is compared here with the plain expression it replaces.
+(``_AffineToNoise``). Training on batches below ``HAND_GRADIENT_MIN_BATCH`` keeps to
+autograd's own graph, where that is cheaper. Each path is compared here with the plain
+expression it replaces.
 """
 
 import copy
@@ -13,7 +15,7 @@ import pytest
 import torch
 
 from mafkit import MADE, MaskedAffineAutoregressive, MaskedLinear, soft_clamp
-from mafkit.made import _fused_linear_relu_available, _LinearStack
+from mafkit.made import HAND_GRADIENT_MIN_BATCH, _fused_linear_relu_available, _LinearStack
 from mafkit.transforms import _AffineToNoise
 
 needs_onednn = pytest.mark.skipif(
@@ -64,20 +66,21 @@ def test_blocked_output_keeps_the_stored_interleaved_parameters() -> None:
     torch.testing.assert_close(made(x).reshape(5, 8), by_hand, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("batch", [50, HAND_GRADIENT_MIN_BATCH])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("context_dim", [0, 3])
 @pytest.mark.parametrize("hidden", [(32, 32), (16,), (8, 8, 8)])
 @pytest.mark.parametrize("activation", [torch.nn.ReLU, torch.nn.Tanh])
 def test_made_matches_plain_autograd_values_and_gradients(
-    dtype: torch.dtype, context_dim: int, hidden: tuple[int, ...], activation: type
+    batch: int, dtype: torch.dtype, context_dim: int, hidden: tuple[int, ...], activation: type
 ) -> None:
     made = shifted(MADE(2, hidden=hidden, context_dim=context_dim, activation=activation))
     made = made.to(dtype)
-    x = torch.randn(50, 2, dtype=dtype, requires_grad=True)
-    context = torch.randn(50, context_dim, dtype=dtype) if context_dim else None
+    x = torch.randn(batch, 2, dtype=dtype, requires_grad=True)
+    context = torch.randn(batch, context_dim, dtype=dtype) if context_dim else None
     if context is not None:
         context.requires_grad_(True)
-    weights = torch.randn(50, 4, dtype=dtype)  # a loss that weighs every output differently
+    weights = torch.randn(batch, 4, dtype=dtype)  # a loss that weighs every output differently
     wrt = [x, *made.parameters()] + ([context] if context_dim else [])
     results = []
     for evaluate in (made.blocked_forward, lambda *a: reference_params(made, *a)):
@@ -117,17 +120,47 @@ def test_float32_on_the_cpu_takes_the_fused_kernel(monkeypatch: pytest.MonkeyPat
         return fused(*args)
 
     monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", counting)
-    made = MADE(4, hidden=(16, 16))
-    out = made.blocked_forward(torch.randn(3, 4))
+    made = MADE(4, hidden=(128, 128))
+    out = made.blocked_forward(torch.randn(HAND_GRADIENT_MIN_BATCH, 4))
     assert type(out.grad_fn).__name__ == "_LinearStackBackward"
-    assert calls == ["none", "relu", "none"]  # the first layer, then the fused stack
+    # Only the 128 x 128 product is large enough for oneDNN; the others go to addmm.
+    assert calls == ["relu"]
+    calls.clear()
+    with torch.no_grad():
+        made.blocked_forward(torch.randn(8, 4))
+    assert calls == []
+
+
+def test_small_training_batches_keep_to_autograd() -> None:
+    made = MADE(4, hidden=(16, 16))
+    x = torch.randn(HAND_GRADIENT_MIN_BATCH - 1, 4)
+    assert type(made.blocked_forward(x).grad_fn).__name__ == "AddmmBackward0"
+    layer = MaskedAffineAutoregressive(4, (16, 16))
+    z, _ = layer(x)
+    assert "AffineToNoise" not in type(z.grad_fn).__name__
+    z, _ = layer(torch.randn(HAND_GRADIENT_MIN_BATCH, 4))
+    assert type(z.grad_fn).__name__ == "_AffineToNoiseBackward"
+
+
+@pytest.mark.parametrize("context_dim", [0, 2])
+def test_small_and_large_batches_give_the_same_layer(context_dim: int) -> None:
+    layer = shifted(MaskedAffineAutoregressive(5, (32, 32), context_dim=context_dim))
+    x = torch.randn(HAND_GRADIENT_MIN_BATCH, 5, requires_grad=True)
+    context = torch.randn(HAND_GRADIENT_MIN_BATCH, context_dim) if context_dim else None
+    z_large, log_det_large = layer(x, context)
+    grad_large = torch.autograd.grad((z_large.sum(dim=1) + log_det_large)[:100].sum(), x)[0]
+    z_small, log_det_small = layer(x[:100], None if context is None else context[:100])
+    grad_small = torch.autograd.grad((z_small.sum(dim=1) + log_det_small).sum(), x)[0]
+    torch.testing.assert_close(z_small, z_large[:100], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(log_det_small, log_det_large[:100], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grad_small, grad_large, rtol=1e-5, atol=1e-6)
 
 
 def test_gradients_nobody_asked_for_are_skipped() -> None:
     made = shifted(MADE(5, hidden=(16, 16)))
     made.first.weight.requires_grad_(False)
     made.rest[-1].bias.requires_grad_(False)
-    x = torch.randn(20, 5)  # no gradient for the input either
+    x = torch.randn(HAND_GRADIENT_MIN_BATCH, 5)  # no gradient for the input either
     made.blocked_forward(x).square().sum().backward()
     assert made.first.weight.grad is None and made.rest[-1].bias.grad is None
     reference = copy.deepcopy(made)
