@@ -38,8 +38,17 @@ HAND_GRADIENT_MIN_BATCH = 1024
 
 
 def _fused_available(x: Tensor) -> bool:
-    """Whether oneDNN's fused linear layers can take ``x`` (float32 on the CPU)."""
-    return x.dtype == torch.float32 and x.device.type == "cpu" and _fused_linear_relu_available()
+    """Whether oneDNN's fused linear layers can take ``x`` (float32 on the CPU).
+
+    Not under ``torch.compile``: its code generator cannot lower the oneDNN call, and it
+    fuses bias and ReLU itself.
+    """
+    return (
+        x.dtype == torch.float32
+        and x.device.type == "cpu"
+        and not torch.compiler.is_compiling()
+        and _fused_linear_relu_available()
+    )
 
 
 class _LinearStack(torch.autograd.Function):

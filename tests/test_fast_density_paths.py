@@ -10,12 +10,18 @@ expression it replaces.
 """
 
 import copy
+import shutil
 
 import pytest
 import torch
 
-from mafkit import MADE, MaskedAffineAutoregressive, MaskedLinear, soft_clamp
-from mafkit.made import HAND_GRADIENT_MIN_BATCH, _fused_linear_relu_available, _LinearStack
+from mafkit import MADE, MAF, MaskedAffineAutoregressive, MaskedLinear, soft_clamp
+from mafkit.made import (
+    HAND_GRADIENT_MIN_BATCH,
+    _fused_available,
+    _fused_linear_relu_available,
+    _LinearStack,
+)
 from mafkit.transforms import _AffineToNoise
 
 needs_onednn = pytest.mark.skipif(
@@ -229,3 +235,21 @@ def test_layer_density_pass_matches_the_plain_expressions_in_float64() -> None:
     shift, log_scale = layer.shift_and_log_scale(x, context)
     torch.testing.assert_close(z, (x - shift) * torch.exp(-log_scale), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(log_det, -log_scale.sum(dim=1), rtol=1e-12, atol=1e-12)
+
+
+def test_fused_kernels_step_aside_under_torch_compile(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = torch.randn(4, 3)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    assert not _fused_available(x)
+
+
+@needs_onednn
+@pytest.mark.skipif(shutil.which("g++") is None, reason="torch.compile needs a C++ compiler")
+def test_torch_compile_evaluates_a_flow_on_a_large_batch() -> None:
+    # Large enough for the oneDNN path in eager mode, which torch.compile cannot lower.
+    flow = shifted(MAF(4, n_layers=2, hidden=(128, 128)))
+    x = torch.randn(HAND_GRADIENT_MIN_BATCH, 4)
+    with torch.no_grad():
+        compiled = torch.compile(flow.log_prob)(x)
+        eager = flow.log_prob(x)
+    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-4)
