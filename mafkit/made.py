@@ -64,14 +64,11 @@ class _LinearStack(torch.autograd.Function):
     """
 
     @staticmethod
-    def evaluate(
-        h: Tensor, layers: Sequence[Tensor], inputs: list | None = None, recorded: bool = False
-    ) -> Tensor:
+    def evaluate(h: Tensor, layers: Sequence[Tensor], inputs: list | None = None) -> Tensor:
         """The forward computation; appends each layer's input to ``inputs`` if given.
 
         Without ``inputs`` (no gradient wanted) every activation is freed as soon as the
         next layer has read it, which keeps the working set and the page faults small.
-        ``recorded=True`` keeps to operations autograd can differentiate (no oneDNN).
         """
         weights, biases = layers[0::2], layers[1::2]
         for i, (weight, bias) in enumerate(zip(weights, biases)):
@@ -80,7 +77,7 @@ class _LinearStack(torch.autograd.Function):
             relu = i < len(weights) - 1
             # oneDNN costs ~15 us more per call than addmm and wins only on large products.
             large = h.shape[0] * weight.numel() >= _FUSED_MIN_MULTIPLY_ADDS
-            if large and not recorded and _fused_available(h):
+            if large and _fused_available(h):
                 post_op = "relu" if relu else "none"
                 h = torch.ops.mkldnn._linear_pointwise(h, weight, bias, post_op, [], "")
             else:
@@ -129,11 +126,9 @@ def linear_stack(h: Tensor, layers: Sequence[Tensor]) -> Tensor:
     Returns:
         (batch, out_features of the last layer).
     """
-    if not (torch.is_grad_enabled() and any(t.requires_grad for t in (h, *layers))):
-        return _LinearStack.evaluate(h, layers)
-    if records_small_batch(h):
-        return _LinearStack.evaluate(h, layers, recorded=True)
-    return _LinearStack.apply(h, *layers)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (h, *layers)):
+        return _LinearStack.apply(h, *layers)
+    return _LinearStack.evaluate(h, layers)
 
 
 def records_small_batch(x: Tensor) -> bool:
