@@ -150,7 +150,7 @@ def test_masks_are_buffers_that_follow_dtype_and_round_trip_through_state_dict()
 
 def test_layers_are_one_sequential_named_by_role() -> None:
     made = MADE(3, hidden=(8, 8, 8), context_dim=2)
-    assert list(made.layers._modules) == [
+    assert [name for name, _ in made.layers.named_children()] == [
         "input",
         "activation_1",
         "hidden_1",
