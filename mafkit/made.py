@@ -74,7 +74,7 @@ class MADE(nn.Module):
         >>> made = MADE(3, hidden=(16,), n_params=2)
         >>> made(torch.randn(10, 3)).shape
         torch.Size([10, 3, 2])
-        >>> list(made.layers._modules)
+        >>> [name for name, _ in made.layers.named_children()]
         ['input', 'activation_1', 'output']
 
     References:
