@@ -9,8 +9,8 @@ import torch
 from torch import Tensor, nn
 
 from ._validation import check_context, check_points, check_positive_int
-from .distributions import LOG_2PI
-from .flows import MAF, Flow, embedded_size, layer_orders, maf_layers
+from .distributions import _LOG_2PI
+from .flows import MAF, Flow, _embedded_size, layer_orders, maf_layers
 from .made import MADE
 from .masks import check_order
 from .transforms import DEFAULT_SCALE_BOUND, BatchNorm
@@ -130,7 +130,7 @@ class MADEMoG(_AutoregressiveDensity):
         """log p(x | context): x (batch, dim) -> (batch,)."""
         log_w, means, log_stds = self._mixture(self._params(x, context))
         diff = (x[:, :, None] - means) * torch.exp(-log_stds)
-        log_normal = -0.5 * (diff.square() + LOG_2PI) - log_stds
+        log_normal = -0.5 * (diff.square() + _LOG_2PI) - log_stds
         return torch.logsumexp(log_w + log_normal, dim=2).sum(dim=1)
 
     def _sample_one(self, params: Tensor) -> Tensor:
@@ -222,7 +222,7 @@ class MAFMoG(Flow):
         check_positive_int(n_layers, "n_layers")
         check_positive_int(n_components, "n_components")
         check_positive_int(context_dim, "context_dim", minimum=0)
-        layer_context = embedded_size(embedding, context_dim)
+        layer_context = _embedded_size(embedding, context_dim)
         orders = layer_orders(dim, n_layers, order)
         transforms = maf_layers(
             dim, orders, hidden, layer_context, batch_norm, scale_bound, activation

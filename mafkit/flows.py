@@ -213,7 +213,7 @@ class Flow(nn.Module):
             x, _ = transform(x, context)
 
 
-def make_base(base: str | nn.Module, dim: int, n_components: int) -> nn.Module:
+def _make_base(base: str | nn.Module, dim: int, n_components: int) -> nn.Module:
     """``"normal"`` -> StandardNormal, ``"mog"`` -> MixtureOfGaussians, a module as given."""
     if base == "normal":
         return StandardNormal(dim)
@@ -224,7 +224,7 @@ def make_base(base: str | nn.Module, dim: int, n_components: int) -> nn.Module:
     return base
 
 
-def embedded_size(embedding: nn.Module | None, context_dim: int) -> int:
+def _embedded_size(embedding: nn.Module | None, context_dim: int) -> int:
     """The context size the layers see: the embedding's output size, or ``context_dim``."""
     if embedding is None or context_dim == 0:
         return context_dim
@@ -243,8 +243,9 @@ def embedded_size(embedding: nn.Module | None, context_dim: int) -> int:
 class MAF(Flow):
     """Masked Autoregressive Flow: MADE layers used as transforms from data to noise.
 
-    Density evaluation is one parallel MADE pass per layer; sampling is sequential
-    (``dim`` passes per layer).
+    Density evaluation is one parallel MADE pass per layer; sampling is sequential: ``dim``
+    steps per layer, one after another, which together compute each hidden unit once
+    (:mod:`mafkit.incremental`).
 
     Args:
         dim: number of variables D.
@@ -289,13 +290,13 @@ class MAF(Flow):
         check_positive_int(dim, "dim")
         check_positive_int(n_layers, "n_layers")
         check_positive_int(context_dim, "context_dim", minimum=0)
-        layer_context = embedded_size(embedding, context_dim)
+        layer_context = _embedded_size(embedding, context_dim)
         orders = layer_orders(dim, n_layers, order)
         transforms = maf_layers(
             dim, orders, hidden, layer_context, batch_norm, scale_bound, activation
         )
         super().__init__(
-            transforms, make_base(base, dim, n_components), dim, context_dim, embedding
+            transforms, _make_base(base, dim, n_components), dim, context_dim, embedding
         )
 
 
@@ -326,7 +327,8 @@ class IAF(Flow):
 
     Each layer's parallel pass goes from noise to data, so sampling (and the density of
     the flow's own samples, :meth:`sample_and_log_prob`) is one pass per layer, while the
-    density of external data needs the sequential inverse (``dim`` passes per layer).
+    density of external data needs the sequential inverse (``dim`` steps per layer, see
+    :mod:`mafkit.incremental`).
 
     Args: as for :class:`MAF` (no batch norm).
 
@@ -352,7 +354,7 @@ class IAF(Flow):
         check_positive_int(dim, "dim")
         check_positive_int(n_layers, "n_layers")
         check_positive_int(context_dim, "context_dim", minimum=0)
-        layer_context = embedded_size(embedding, context_dim)
+        layer_context = _embedded_size(embedding, context_dim)
         transforms = [
             Inverted(
                 MaskedAffineAutoregressive(
@@ -362,7 +364,7 @@ class IAF(Flow):
             for layer_order in layer_orders(dim, n_layers, order)
         ]
         super().__init__(
-            transforms, make_base(base, dim, n_components), dim, context_dim, embedding
+            transforms, _make_base(base, dim, n_components), dim, context_dim, embedding
         )
 
     @classmethod

@@ -13,7 +13,7 @@ from .transforms import DEFAULT_SCALE_BOUND
 
 __all__ = ["TemporalMAF"]
 
-State = Tensor | tuple[Tensor, Tensor]
+_State = Tensor | tuple[Tensor, Tensor]
 
 
 class TemporalMAF(nn.Module):
@@ -133,7 +133,7 @@ class TemporalMAF(nn.Module):
 
     # ------------------------------------------------------------ the encoder
 
-    def initial_state(self, batch: int) -> State:
+    def initial_state(self, batch: int) -> _State:
         """The encoder state before any observation, for ``batch`` sequences.
 
         Returns:
@@ -144,12 +144,12 @@ class TemporalMAF(nn.Module):
             return h
         return h, self.initial_cell.expand(1, batch, self.hidden_size).contiguous()
 
-    def context(self, state: State) -> Tensor:
+    def context(self, state: _State) -> Tensor:
         """The MAF context of a state: its hidden vector, (batch, hidden_size)."""
         h = state if self.cell == "gru" else state[0]
         return h[0]
 
-    def advance(self, state: State, x: Tensor) -> State:
+    def advance(self, state: _State, x: Tensor) -> _State:
         """Feed observations to the encoder.
 
         Args:
