@@ -2,17 +2,20 @@
 
 Chapter 6 (section "Keeping the scales finite") states that nflows 0.14 computes the
 scale of its masked affine layer as ``softplus(a) + 1e-3`` (the sigmoid version left as a
-comment) and multiplies the data by it on the way to noise. These tests run nflows (installed
-with the ``bench`` extra, which ``make install`` includes) so that the sentence fails here,
-not silently in the book, if nflows changes.
+comment) and multiplies the data by it on the way to noise, and that zuko 1.6.0's MAF
+soft-clamps its log-scale as ``a / (1 + |a| / ln 1000)``. These tests run both libraries
+(installed with the ``bench`` extra, which ``make install`` includes) so that a sentence
+fails here, not silently in the book, if a library changes.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 
 import torch
 import torch.nn.functional as F
+import zuko
 from nflows.distributions.normal import StandardNormal
 from nflows.flows.base import Flow
 from nflows.transforms import autoregressive
@@ -76,3 +79,21 @@ def test_nflows_log_prob_multiplies_the_data_by_the_scale_on_the_way_to_noise():
     base = torch.distributions.Normal(0.0, 1.0).log_prob(noise).sum(dim=1)
     expected = base + torch.log(scale).sum()
     assert torch.allclose(flow.log_prob(x), expected, atol=1e-5)
+
+
+def test_zuko_maf_soft_clamps_its_log_scale_to_log_1000():
+    # Chapter 6: zuko's affine layer uses the soft clamp a / (1 + |a| / b) with
+    # b = ln(1000) (its minimum slope 1e-3), the form mafkit uses.
+    bound = math.log(1000.0)
+    x = torch.randn(5, 2, generator=torch.Generator().manual_seed(2))
+    for raw in (1e6, -1e6, 3.0, 0.01):
+        flow = zuko.flows.MAF(2, transforms=1)
+        last = flow.transform.transforms[0].hyper[-1]
+        with torch.no_grad():  # every output of the layer, shift and raw log-scale, = raw
+            last.weight.zero_()
+            last.bias.fill_(raw)
+        transform = flow().transform
+        log_det = transform.log_abs_det_jacobian(x, transform(x))
+        log_scale = raw / (1 + abs(raw) / bound)
+        assert torch.allclose(log_det, torch.full((5,), 2 * log_scale), rtol=1e-5)
+    assert abs(1e6 / (1 + 1e6 / bound) - bound) < 1e-3  # the bound is reached, not passed
