@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 # Override on machines where this pin does not resolve to a CPU-only wheel, e.g.
 #   make install TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS := book,test,lab,bench,progress
+EXTRAS := course,book,test,lab,bench,progress
 STAMP := $(VENV)/.stamp-install
 HTML_INDEX := $(CURDIR)/_build/html/index.html
 
@@ -26,7 +26,7 @@ TEST_ENV := MPLBACKEND=Agg OMP_NUM_THREADS=1
 # part ("<Figure size ...>") that nbval compares, and with Agg the figure would not be shown.
 NB_ENV := MPLBACKEND=module://matplotlib_inline.backend_inline PYTHONHASHSEED=0 OMP_NUM_THREADS=1
 
-.PHONY: help install book html open test lint unit doctest nbval sitecheck lab \
+.PHONY: help install book html open test lint unit unit-slow doctest nbval sitecheck lab \
         execute execute-all clean bench bench-quick
 
 help:
@@ -89,15 +89,20 @@ lab: install
 
 # ---------------------------------------------------------------- tests
 
-test: lint unit doctest nbval html sitecheck
+test: lint unit unit-slow doctest nbval html sitecheck
 	@echo "make test: all checks passed"
 
 lint: install
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
 
+# `make unit` is the quick loop (seconds); tests marked slow (notebook kernels, torch.compile,
+# fresh interpreters) run in `make unit-slow`, and both in `make test`.
 unit: install
-	$(TEST_ENV) $(BIN)/python -m pytest tests --ignore=tests/site
+	$(TEST_ENV) $(BIN)/python -m pytest tests --ignore=tests/site -m "not slow"
+
+unit-slow: install
+	$(TEST_ENV) $(BIN)/python -m pytest tests --ignore=tests/site -m slow
 
 # pytest exits with 5 when it collects nothing: not an error while mafkit has no doctests.
 doctest: install

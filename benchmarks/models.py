@@ -67,12 +67,18 @@ class NflowsFlow(nn.Module):
         return self.flow.sample(n)
 
 
-def build(library: str, dim: int) -> nn.Module:
-    """A fresh float32 model of ``library`` on R^dim with ``log_prob`` and ``sample``."""
+def build(library: str, dim: int, scale_bound: float | None = None) -> nn.Module:
+    """A fresh float32 model of ``library`` on R^dim with ``log_prob`` and ``sample``.
+
+    ``scale_bound`` (mafkit only) overrides the default bound of the log-scale.
+    """
     if library == "mafkit":
         import mafkit
 
-        return mafkit.MAF(dim, n_layers=N_LAYERS, hidden=HIDDEN, order="reversed", batch_norm=False)
+        bound = {} if scale_bound is None else {"scale_bound": scale_bound}
+        return mafkit.MAF(
+            dim, n_layers=N_LAYERS, hidden=HIDDEN, order="reversed", batch_norm=False, **bound
+        )
     if library == "mafkit-before":
         # A copy of an older mafkit renamed to the package ``mafkit_before`` (speed.py --before).
         import mafkit_before

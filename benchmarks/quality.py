@@ -63,14 +63,20 @@ def digits_nll(library: str, seed: int = 0, fresh_noise: bool = False) -> dict:
     }
 
 
-def kl_2d(library: str, target: str, seed: int = 0) -> dict:
+def kl_2d(
+    library: str,
+    target: str,
+    seed: int = 0,
+    scale_bound: float | None = None,
+    epochs: int = 60,
+) -> dict:
     """Train on samples of a 2-D target for a fixed budget and return KL(p || q)."""
     density = mafkit.data.toy_density(target)
     data = density.sample(8192, generator=torch.Generator().manual_seed(seed))
     mafkit.set_seed(seed)
-    model = build(library, 2)
+    model = build(library, 2, scale_bound)
     start = time.perf_counter()
-    mafkit.fit(model, data, epochs=60, batch_size=256, lr=1e-3, patience=None)
+    mafkit.fit(model, data, epochs=epochs, batch_size=256, lr=1e-3, patience=None)
     seconds = time.perf_counter() - start
     kl = mafkit.checks.kl_2d(density.log_prob, model.log_prob, density.bounds)
     return {"kl": kl, "fit_seconds": seconds}
@@ -86,6 +92,13 @@ def main() -> None:
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed")
     parser.add_argument("--json", type=Path, help="append one JSON line per result here")
+    parser.add_argument(
+        "--scale-bounds",
+        type=float,
+        nargs="+",
+        help="2-D only: one mafkit run per log-scale bound (paired with the peers per seed)",
+    )
+    parser.add_argument("--epochs", type=int, default=60, help="2-D training budget in epochs")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(
@@ -99,13 +112,20 @@ def main() -> None:
             with args.json.open("a") as f:
                 f.write(json.dumps(row) + "\n")
 
+    variants = [(library, None) for library in args.libraries]
+    if args.scale_bounds:
+        variants = [(lib, None) for lib in args.libraries if lib != "mafkit"]
+        variants += [("mafkit", bound) for bound in args.scale_bounds]
     for seed in args.seeds:
-        for library in args.libraries:
+        for library, bound in variants:
             row = {"library": library, "seed": seed}
+            if bound is not None:
+                row["scale_bound"] = bound
             if args.task in ("all", "2d"):
                 for target in ("banana", "ring"):
-                    report({**row, "task": f"kl_{target}", **kl_2d(library, target, seed)})
-            if args.task in ("all", "digits"):
+                    kl = kl_2d(library, target, seed, bound, args.epochs)
+                    report({**row, "task": f"kl_{target}", "epochs": args.epochs, **kl})
+            if args.task in ("all", "digits") and bound is None:
                 result = digits_nll(library, seed, args.fresh_noise)
                 report({**row, "task": "digits", **result})
 

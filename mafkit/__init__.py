@@ -1,9 +1,17 @@
-"""mafkit: Masked Autoregressive Flows in PyTorch, the companion package of the MAF course."""
+"""mafkit: Masked Autoregressive Flows in PyTorch, the companion package of the MAF course.
 
-from . import checks, data, exercises, plot
-from .autoregressive import BernoulliMADE, MADEMoG
+``import mafkit`` loads torch and the models only. The course helpers ``mafkit.checks``,
+``mafkit.data``, ``mafkit.plot`` (matplotlib) and ``mafkit.exercises`` load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from .autoregressive import BernoulliMADE, GaussianMADE, MADEMoG, MAFMoG
 from .distributions import MixtureOfGaussians, StandardNormal
-from .flows import IAF, MAF, Flow, GaussianMADE, layer_orders
+from .flows import IAF, MAF, Flow, layer_orders
 from .made import MADE, MaskedLinear
 from .masks import hidden_degrees, hidden_mask, input_degrees, output_mask
 from .seed import set_seed
@@ -18,6 +26,11 @@ from .transforms import (
     soft_clamp,
 )
 
+if TYPE_CHECKING:  # for type checkers and editors; at run time they load on first use
+    from . import book, checks, data, exercises, incremental, plot
+
+_ON_FIRST_USE = ("book", "checks", "data", "exercises", "incremental", "plot")
+
 __all__ = [
     "BatchNorm",
     "BernoulliMADE",
@@ -29,6 +42,7 @@ __all__ = [
     "MADE",
     "MADEMoG",
     "MAF",
+    "MAFMoG",
     "MaskedAffineAutoregressive",
     "MaskedLinear",
     "MixtureOfGaussians",
@@ -36,12 +50,14 @@ __all__ = [
     "StandardNormal",
     "TemporalMAF",
     "Transform",
+    "book",
     "checks",
     "data",
     "exercises",
     "fit",
     "hidden_degrees",
     "hidden_mask",
+    "incremental",
     "input_degrees",
     "layer_orders",
     "mean_log_prob",
@@ -52,3 +68,14 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    """Load the course helpers (``mafkit.plot`` and the like) when first used."""
+    if name in _ON_FIRST_USE:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_ON_FIRST_USE))

@@ -34,11 +34,23 @@ def check_points(x: object, dim: int, name: str = "x") -> Tensor:
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     if x.dim() != 2 or x.shape[1] != dim:
         raise ValueError(f"{name} must have shape (batch, {dim}), got {tuple(x.shape)}")
-    # One min/max reduction (NaN propagates into it) costs far less than isfinite(x).all(),
-    # which builds a boolean tensor of x's size on every call.
-    if x.numel() and not all(torch.isfinite(v) for v in torch.aminmax(x)):
+    if x.numel() and not _all_finite(x):
         raise ValueError(f"{name} contains NaN or infinite values")
     return x
+
+
+def _all_finite(x: Tensor) -> bool:
+    """Whether every entry of ``x`` is finite (True where the values cannot be read)."""
+    # One min/max reduction (NaN propagates into it) costs far less than isfinite(x).all(),
+    # which builds a boolean tensor of x's size on every call.
+    low, high = torch.aminmax(x)
+    finite = torch.isfinite(low) & torch.isfinite(high)
+    try:
+        return bool(finite)
+    except RuntimeError:
+        # Under torch.func.vmap a value cannot decide a Python branch: the check is skipped
+        # there (shapes are still checked), so vmap(jacrev(flow.forward)) works.
+        return True
 
 
 def check_context(

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from ._validation import check_positive_int
+from .distributions import _LOG_2PI
 
 __all__ = [
     "two_moons",
@@ -22,8 +23,6 @@ __all__ = [
     "load_digits",
     "binarised_digits",
 ]
-
-LOG_2PI = math.log(2 * math.pi)
 
 
 def two_moons(n: int, noise: float = 0.05, generator: torch.Generator | None = None) -> Tensor:
@@ -48,7 +47,7 @@ def two_moons(n: int, noise: float = 0.05, generator: torch.Generator | None = N
 
 def _normal_log_prob(x: Tensor, mean: Tensor | float, std: Tensor | float) -> Tensor:
     std = torch.as_tensor(std, dtype=x.dtype)
-    return -0.5 * (((x - mean) / std) ** 2 + LOG_2PI) - torch.log(std)
+    return -0.5 * (((x - mean) / std) ** 2 + _LOG_2PI) - torch.log(std)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from ._validation import check_positive_int
 
 __all__ = ["StandardNormal", "MixtureOfGaussians", "check_base"]
 
-LOG_2PI = math.log(2 * math.pi)
+_LOG_2PI = math.log(2 * math.pi)
 
 
 class StandardNormal(nn.Module):
@@ -34,7 +34,7 @@ class StandardNormal(nn.Module):
 
     def log_prob(self, z: Tensor) -> Tensor:
         """z: (batch, dim) -> log N(z; 0, I): (batch,)."""
-        return -0.5 * (z.square().sum(dim=1) + self.dim * LOG_2PI)
+        return -0.5 * (z.square().sum(dim=1) + self.dim * _LOG_2PI)
 
     def sample(self, n: int) -> Tensor:
         """Draw n points: (n, dim), on the module's device and dtype."""
@@ -69,7 +69,7 @@ class MixtureOfGaussians(nn.Module):
     def log_prob(self, z: Tensor) -> Tensor:
         """z: (batch, dim) -> log p(z): (batch,)."""
         diff = (z[:, None, :] - self.means) * torch.exp(-self.log_stds)  # (batch, K, dim)
-        log_normal = -0.5 * (diff.square() + LOG_2PI).sum(dim=2) - self.log_stds.sum(dim=1)
+        log_normal = -0.5 * (diff.square() + _LOG_2PI).sum(dim=2) - self.log_stds.sum(dim=1)
         return torch.logsumexp(torch.log_softmax(self.logits, dim=0) + log_normal, dim=1)
 
     def sample(self, n: int) -> Tensor:

@@ -1,4 +1,4 @@
-"""Flows: a base density pushed through a stack of transforms (MAF, IAF, Gaussian MADE)."""
+"""Flows: a base density pushed through a stack of transforms (MAF, IAF)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,15 @@ from torch import Tensor, nn
 from ._validation import check_context, check_points, check_positive_int
 from .distributions import MixtureOfGaussians, StandardNormal, check_base
 from .masks import check_order
-from .transforms import BatchNorm, Inverted, MaskedAffineAutoregressive, Transform
+from .transforms import (
+    DEFAULT_SCALE_BOUND,
+    BatchNorm,
+    Inverted,
+    MaskedAffineAutoregressive,
+    Transform,
+)
 
-__all__ = ["Flow", "MAF", "IAF", "GaussianMADE", "layer_orders"]
+__all__ = ["Flow", "MAF", "IAF", "layer_orders", "maf_layers"]
 
 
 def layer_orders(dim: int, n_layers: int, order: str | Sequence) -> list[Tensor]:
@@ -51,7 +57,10 @@ class Flow(nn.Module):
 
     Args:
         transforms: the layers, data to noise.
-        base: the base density on R^dim (``log_prob``, ``sample``).
+        base: the base density on R^dim (``log_prob``, ``sample``). A base with a
+            ``context_dim > 0`` attribute (a conditional :class:`mafkit.MADEMoG`, say) is
+            conditional: it receives the context as the layers do, ``base.log_prob(z,
+            context)`` and ``base.sample(n, context)``.
         dim: number of variables D.
         context_dim: size of the context the user passes; 0 if unconditional.
         embedding: optional network applied to the context once, before the layers; the
@@ -74,6 +83,20 @@ class Flow(nn.Module):
         self.transforms = nn.ModuleList(transforms)
         self.base = check_base(base, dim)
         self.embedding = embedding
+        if self._conditional_base and context_dim == 0:
+            raise ValueError("the base density is conditional: the flow needs context_dim > 0")
+
+    @property
+    def _conditional_base(self) -> bool:
+        return getattr(self.base, "context_dim", 0) > 0
+
+    def _base_log_prob(self, z: Tensor, context: Tensor | None) -> Tensor:
+        """log p_base(z), given the (embedded) context if the base is conditional."""
+        return self.base.log_prob(z, context) if self._conditional_base else self.base.log_prob(z)
+
+    def _base_sample(self, n: int, context: Tensor | None) -> Tensor:
+        """n draws from the base, given the (embedded) context if the base is conditional."""
+        return self.base.sample(n, context) if self._conditional_base else self.base.sample(n)
 
     def _embed(self, context: Tensor | None, batch: int | None) -> Tensor | None:
         context = check_context(context, self.context_dim, batch)
@@ -124,7 +147,9 @@ class Flow(nn.Module):
     def log_prob(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """log p(x | context): x (batch, dim) -> (batch,)."""
         z, log_det = self.forward(x, context)
-        return self.base.log_prob(z) + log_det
+        if self._conditional_base:
+            context = self._embed(context, x.shape[0])
+        return self._base_log_prob(z, context) + log_det
 
     def _sample_context(self, n: int, context: Tensor | None) -> Tensor | None:
         if self.context_dim and isinstance(context, Tensor) and context.dim() == 1:
@@ -145,23 +170,33 @@ class Flow(nn.Module):
                 required if and only if the flow is conditional.
 
         Returns:
-            x (n, dim) and log p(x | context) (n,). Differentiable (reparametrised).
+            x (n, dim) and log p(x | context) (n,). Differentiable with respect to the
+            parameters of the layers (the reparametrisation trick) when the base draws
+            ``N(0, I)`` noise; a mixture base picks components, which is not differentiable.
         """
         check_positive_int(n, "n")
         context = self._sample_context(n, context)
-        z = self.base.sample(n)
+        z = self._base_sample(n, context)
         x, log_det = self._inverse(z, context)
-        return x, self.base.log_prob(z) - log_det
+        return x, self._base_log_prob(z, context) - log_det
 
     def sample(self, n: int, context: Tensor | None = None) -> Tensor:
-        """Draw n points: (n, dim). ``context`` as in :meth:`sample_and_log_prob`."""
+        """Draw n points: (n, dim). ``context`` as in :meth:`sample_and_log_prob`.
+
+        Runs with autograd as any other call does (wrap it in ``torch.no_grad()`` when no
+        gradient is needed): samples of a flow with a standard normal base are
+        differentiable with respect to its parameters.
+        """
         check_positive_int(n, "n")
-        x, _ = self._inverse(self.base.sample(n), self._sample_context(n, context))
+        context = self._sample_context(n, context)
+        x, _ = self._inverse(self._base_sample(n, context), context)
         return x
 
     @torch.no_grad()
     def set_batch_norm_statistics(self, x: Tensor, context: Tensor | None = None) -> None:
         """Give every :class:`BatchNorm` layer the statistics of its inputs over ``x``.
+
+        Leaves the flow in evaluation mode, the mode that uses these statistics.
 
         Args:
             x: (n, dim) the whole training set, in data space.
@@ -169,16 +204,16 @@ class Flow(nn.Module):
         """
         check_points(x, self.dim)
         context = self._embed(context, x.shape[0])
-        was_training = self.training
+        # Evaluation mode is where stored statistics are used; in training mode the next
+        # batch would replace them. So the flow stays in evaluation mode afterwards.
         self.eval()
         for transform in self.transforms:
             if isinstance(transform, BatchNorm):
                 transform.set_statistics(x)
             x, _ = transform(x, context)
-        self.train(was_training)
 
 
-def make_base(base: str | nn.Module, dim: int, n_components: int) -> nn.Module:
+def _make_base(base: str | nn.Module, dim: int, n_components: int) -> nn.Module:
     """``"normal"`` -> StandardNormal, ``"mog"`` -> MixtureOfGaussians, a module as given."""
     if base == "normal":
         return StandardNormal(dim)
@@ -189,7 +224,7 @@ def make_base(base: str | nn.Module, dim: int, n_components: int) -> nn.Module:
     return base
 
 
-def embedded_size(embedding: nn.Module | None, context_dim: int) -> int:
+def _embedded_size(embedding: nn.Module | None, context_dim: int) -> int:
     """The context size the layers see: the embedding's output size, or ``context_dim``."""
     if embedding is None or context_dim == 0:
         return context_dim
@@ -217,7 +252,9 @@ class MAF(Flow):
         hidden: MADE hidden widths.
         context_dim: context size, 0 if unconditional.
         batch_norm: put a :class:`BatchNorm` layer (with its log-det) between MADE layers.
-        base: ``"normal"``, ``"mog"`` (MAF MoG) or a density module.
+        base: ``"normal"``, ``"mog"`` (a mixture of Gaussians with fixed weights, means
+            and scales: "a MAF with a MoG base", not the paper's MAF MoG, which is
+            :class:`mafkit.MAFMoG`) or a density module.
         n_components: mixture components when ``base="mog"``.
         order: ``"reversed"``, ``"natural"``, ``"random"`` or a list of permutations
             (see :func:`layer_orders`).
@@ -245,58 +282,43 @@ class MAF(Flow):
         base: str | nn.Module = "normal",
         n_components: int = 10,
         order: str | Sequence = "reversed",
-        scale_bound: float = 5.0,
+        scale_bound: float = DEFAULT_SCALE_BOUND,
         activation: type[nn.Module] = nn.ReLU,
         embedding: nn.Module | None = None,
     ) -> None:
         check_positive_int(dim, "dim")
         check_positive_int(n_layers, "n_layers")
         check_positive_int(context_dim, "context_dim", minimum=0)
-        layer_context = embedded_size(embedding, context_dim)
-        transforms: list[Transform] = []
-        for i, layer_order in enumerate(layer_orders(dim, n_layers, order)):
-            if batch_norm and i > 0:
-                transforms.append(BatchNorm(dim))
-            transforms.append(
-                MaskedAffineAutoregressive(
-                    dim, hidden, layer_context, layer_order, scale_bound, activation
-                )
+        layer_context = _embedded_size(embedding, context_dim)
+        orders = layer_orders(dim, n_layers, order)
+        transforms = maf_layers(
+            dim, orders, hidden, layer_context, batch_norm, scale_bound, activation
+        )
+        super().__init__(
+            transforms, _make_base(base, dim, n_components), dim, context_dim, embedding
+        )
+
+
+def maf_layers(
+    dim: int,
+    orders: Sequence[Tensor],
+    hidden: Sequence[int] | int,
+    context_dim: int,
+    batch_norm: bool,
+    scale_bound: float,
+    activation: type[nn.Module],
+) -> list[Transform]:
+    """MAF layers in the given orders, data to noise, with batch norm between them if asked."""
+    transforms: list[Transform] = []
+    for i, layer_order in enumerate(orders):
+        if batch_norm and i > 0:
+            transforms.append(BatchNorm(dim))
+        transforms.append(
+            MaskedAffineAutoregressive(
+                dim, hidden, context_dim, layer_order, scale_bound, activation
             )
-        super().__init__(
-            transforms, make_base(base, dim, n_components), dim, context_dim, embedding
         )
-
-
-class GaussianMADE(MAF):
-    """A MADE whose conditionals are Gaussians: exactly a one-layer MAF.
-
-    ``p(x_i | x_<i) = N(x_i; mu_i, exp(s_i)^2)`` is the same density as pushing x through
-    ``z_i = (x_i - mu_i) exp(-s_i)`` and scoring z under N(0, I). Explained in chapter 1.
-
-    Args:
-        dim, hidden, context_dim, scale_bound, activation: as in :class:`MAF`.
-        order: a single permutation of ``0..dim-1``, or None for the natural order.
-    """
-
-    def __init__(
-        self,
-        dim: int,
-        hidden: Sequence[int] | int = (64, 64),
-        context_dim: int = 0,
-        order: Sequence[int] | Tensor | None = None,
-        scale_bound: float = 5.0,
-        activation: type[nn.Module] = nn.ReLU,
-    ) -> None:
-        check_positive_int(dim, "dim")
-        super().__init__(
-            dim,
-            1,
-            hidden,
-            context_dim,
-            order=[check_order(order, dim)],
-            scale_bound=scale_bound,
-            activation=activation,
-        )
+    return transforms
 
 
 class IAF(Flow):
@@ -323,14 +345,14 @@ class IAF(Flow):
         base: str | nn.Module = "normal",
         n_components: int = 10,
         order: str | Sequence = "reversed",
-        scale_bound: float = 5.0,
+        scale_bound: float = DEFAULT_SCALE_BOUND,
         activation: type[nn.Module] = nn.ReLU,
         embedding: nn.Module | None = None,
     ) -> None:
         check_positive_int(dim, "dim")
         check_positive_int(n_layers, "n_layers")
         check_positive_int(context_dim, "context_dim", minimum=0)
-        layer_context = embedded_size(embedding, context_dim)
+        layer_context = _embedded_size(embedding, context_dim)
         transforms = [
             Inverted(
                 MaskedAffineAutoregressive(
@@ -340,7 +362,7 @@ class IAF(Flow):
             for layer_order in layer_orders(dim, n_layers, order)
         ]
         super().__init__(
-            transforms, make_base(base, dim, n_components), dim, context_dim, embedding
+            transforms, _make_base(base, dim, n_components), dim, context_dim, embedding
         )
 
     @classmethod
@@ -350,9 +372,19 @@ class IAF(Flow):
         The IAF's noise-to-data pass is the MAF's data-to-noise pass and vice versa:
         ``iaf.inverse(u) == maf.forward(u)`` and ``iaf.forward(x) == maf.inverse(x)``.
         It is the flow that moves the base density through the MAF's parallel map.
+
+        Raises:
+            ValueError: if the flow has :class:`BatchNorm` layers (an IAF has none).
         """
         if not isinstance(maf, Flow):
             raise TypeError(f"maf must be a mafkit Flow, got {type(maf).__name__}")
+        if any(isinstance(t, BatchNorm) for t in maf.transforms):
+            raise ValueError(
+                "IAF.from_maf needs a flow without BatchNorm layers: in training mode batch "
+                "norm would normalise the IAF's noise batches with their own statistics and "
+                "move the shared running averages, so sampling and log_prob would disagree; "
+                "build the MAF with batch_norm=False"
+            )
         iaf = cls.__new__(cls)
         Flow.__init__(
             iaf,

@@ -9,10 +9,11 @@ from torch import Tensor, nn
 
 from ._validation import check_hidden, check_positive_int
 from .flows import MAF
+from .transforms import DEFAULT_SCALE_BOUND
 
 __all__ = ["TemporalMAF"]
 
-State = Tensor | tuple[Tensor, Tensor]
+_State = Tensor | tuple[Tensor, Tensor]
 
 
 class TemporalMAF(nn.Module):
@@ -30,8 +31,16 @@ class TemporalMAF(nn.Module):
     **Training.** :meth:`log_prob` returns the *sum* over the T steps, one value per
     sequence, so ``mafkit.fit(model, data)`` with ``data`` of shape (n, T, dim) minimises the
     mean NLL per sequence; divide by T for the NLL per step. :meth:`step_log_prob` gives the
-    (batch, T) terms. Density evaluation is parallel: one pass of the encoder over the whole
-    sequence (teacher forcing) and one MAF pass over all batch x T steps at once.
+    (batch, T) terms. Density evaluation needs one recurrent pass of the encoder over the
+    sequence (teacher forcing; sequential in time) and then one MAF pass over all
+    batch x T steps at once. Because the loss is a sum over T steps, its gradient is about
+    T times that of the per-step loss: ``fit``'s gradient clipping (norm 5 by default) acts
+    on that sum, so it bites T times sooner than for a single step; scale ``clip_grad``
+    with T to keep its per-step meaning.
+
+    **Sampling** (:meth:`sample`, :meth:`forecast`) runs with autograd like
+    :meth:`mafkit.Flow.sample`: the draws are differentiable with respect to the
+    parameters (wrap the call in ``torch.no_grad()`` when no gradient is needed).
 
     Args:
         dim: number of variables per time step.
@@ -73,7 +82,7 @@ class TemporalMAF(nn.Module):
         base: str | nn.Module = "normal",
         n_components: int = 10,
         order: str | Sequence = "reversed",
-        scale_bound: float = 5.0,
+        scale_bound: float = DEFAULT_SCALE_BOUND,
     ) -> None:
         super().__init__()
         self.dim = check_positive_int(dim, "dim")
@@ -124,7 +133,7 @@ class TemporalMAF(nn.Module):
 
     # ------------------------------------------------------------ the encoder
 
-    def initial_state(self, batch: int) -> State:
+    def initial_state(self, batch: int) -> _State:
         """The encoder state before any observation, for ``batch`` sequences.
 
         Returns:
@@ -135,12 +144,12 @@ class TemporalMAF(nn.Module):
             return h
         return h, self.initial_cell.expand(1, batch, self.hidden_size).contiguous()
 
-    def context(self, state: State) -> Tensor:
+    def context(self, state: _State) -> Tensor:
         """The MAF context of a state: its hidden vector, (batch, hidden_size)."""
         h = state if self.cell == "gru" else state[0]
         return h[0]
 
-    def advance(self, state: State, x: Tensor) -> State:
+    def advance(self, state: _State, x: Tensor) -> _State:
         """Feed observations to the encoder.
 
         Args:
@@ -215,7 +224,6 @@ class TemporalMAF(nn.Module):
             )
         return history
 
-    @torch.no_grad()
     def sample(self, n: int, steps: int, history: Tensor | None = None) -> Tensor:
         """Draw trajectories step by step (ancestral sampling).
 
@@ -241,7 +249,6 @@ class TemporalMAF(nn.Module):
             state = self.advance(state, x)
         return torch.stack(draws, dim=1)
 
-    @torch.no_grad()
     def forecast(self, history: Tensor, n_samples: int) -> Tensor:
         """One-step-ahead predictive samples of ``x_{t+1}`` given ``x_1..x_t``.
 

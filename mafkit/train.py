@@ -26,10 +26,12 @@ class History:
             without validation data.
         best_epoch: epoch (0-based) whose weights the model holds at the end.
         stopped_early: whether patience ran out before ``epochs``.
+        learning_rate: the learning rate each epoch trained with.
     """
 
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
+    learning_rate: list[float] = field(default_factory=list)
     best_epoch: int = 0
     stopped_early: bool = False
 
@@ -103,6 +105,7 @@ def fit(
     patience: int | None = 20,
     weight_decay: float = 0.0,
     clip_grad: float | None = 5.0,
+    schedule: str | None = None,
     progress: bool = False,
     verbose: bool = False,
     resample: Callable[[], Tensor] | None = None,
@@ -116,6 +119,14 @@ def fit(
     the statistics of the full training set, so ``log_prob`` of a point does not depend on
     the rest of its batch.
 
+    **Gradient clipping is on by default.** Before every step the gradient of all
+    parameters together is rescaled, if its Euclidean norm exceeds ``clip_grad`` = 5, to
+    norm 5 (``torch.nn.utils.clip_grad_norm_``); this keeps a rare bad batch from throwing
+    the flow far off. The gradient is that of the mean negative log-likelihood per item of
+    ``data``: for sequences (:class:`mafkit.TemporalMAF`, whose ``log_prob`` sums T steps)
+    it is about T times the per-step one, so there clipping acts T times sooner.
+    ``clip_grad=None`` turns it off.
+
     Args:
         model: anything with ``log_prob(x[, context])`` returning (batch,).
         data: (n, ...) training points.
@@ -127,7 +138,12 @@ def fit(
         lr: Adam learning rate.
         patience: epochs without validation improvement before stopping (None: never).
         weight_decay: Adam weight decay.
-        clip_grad: maximum gradient norm, or None for no clipping.
+        clip_grad: largest gradient norm allowed per step (see above), None: no clipping.
+        schedule: None for a constant learning rate, or ``"cosine"``: the learning rate of
+            epoch e is ``lr * (1 + cos(pi * e / epochs)) / 2``, falling from ``lr`` towards
+            0 over ``epochs`` (``torch.optim.lr_scheduler.CosineAnnealingLR``, stepped once
+            per epoch, as in the seed's recipe). Early stopping may end training before the
+            rate reaches 0. :attr:`History.learning_rate` records the rates used.
         progress: show a tqdm progress bar (needs the ``progress`` extra).
         verbose: print one line every 10 epochs.
         resample: called at the start of every epoch after the first, returns new training
@@ -143,6 +159,10 @@ def fit(
         raise ValueError(f"lr must be > 0, got {lr}")
     if patience is not None:
         check_positive_int(patience, "patience")
+    if schedule not in (None, "cosine"):
+        raise ValueError(f"schedule must be None or 'cosine', got {schedule!r}")
+    if clip_grad is not None and not clip_grad > 0:
+        raise ValueError(f"clip_grad must be > 0 or None, got {clip_grad}")
     _check_pair(data, context, "data")
     if val_data is not None:
         _check_pair(val_data, val_context, "val_data")
@@ -150,6 +170,9 @@ def fit(
         raise ValueError("val_context was given without val_data")
 
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    scheduler = None
+    if schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     history = History()
     best_state, best_loss, waited = None, math.inf, 0
     epoch_range = range(epochs)
@@ -166,6 +189,7 @@ def fit(
                 got = tuple(data.shape) if isinstance(data, Tensor) else type(data).__name__
                 raise ValueError(f"resample must return a tensor with {n} rows, got {got}")
         model.train()
+        history.learning_rate.append(optimizer.param_groups[0]["lr"])
         total = 0.0
         for idx in torch.randperm(n, device=data.device).split(batch_size):
             if len(idx) < 2 < n:  # a lone point gives no batch statistics; skip it
@@ -177,6 +201,8 @@ def fit(
                 nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
             optimizer.step()
             total += loss.item() * len(idx)
+        if scheduler is not None:
+            scheduler.step()
         history.train_loss.append(total / n)
         if not math.isfinite(history.train_loss[-1]):
             raise FloatingPointError(

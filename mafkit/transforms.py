@@ -7,13 +7,15 @@ direction and returns ``(z, log|det dz/dx|)``; ``t.inverse(z, context)`` goes ba
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ._validation import check_positive_int
-from .made import MADE, records_small_batch
+from .incremental import incremental_inverse
+from .made import MADE
 from .masks import check_order
 
 __all__ = [
@@ -23,7 +25,12 @@ __all__ = [
     "BatchNorm",
     "Inverted",
     "soft_clamp",
+    "DEFAULT_SCALE_BOUND",
 ]
+
+#: The default bound of every layer's log-scale: a layer scales each variable by a factor
+#: between exp(-5) and exp(5) (see ``benchmarks/RESULTS.md`` for how it was chosen).
+DEFAULT_SCALE_BOUND = 5.0
 
 
 class Transform(nn.Module):
@@ -39,67 +46,44 @@ class Transform(nn.Module):
 
 
 def soft_clamp(log_scale: Tensor, bound: float) -> Tensor:
-    """Squash a raw log-scale smoothly into ``(-bound, bound)``.
+    """Squash a raw log-scale into ``(-bound, bound)``.
 
-    ``s / (1 + |s| / bound)`` is the identity near 0 and keeps ``exp(s)`` within
-    ``(e^-bound, e^bound)``, so neither direction of the flow can overflow, while scales
-    both above and below one remain reachable (the flow is not limited to contraction).
+    ``s / (1 + |s| / bound)`` has slope 1 at 0, is continuously differentiable (C^1; its
+    second derivative jumps at 0) and keeps ``exp(s)`` within ``(e^-bound, e^bound)``, so
+    neither direction of the flow can overflow, while scales both above and below one stay
+    reachable (the flow is not limited to contraction). zuko uses the same form.
+
+    Args:
+        log_scale: any shape.
+        bound: the bound B > 0.
+
+    Returns:
+        a tensor of the same shape, in ``(-bound, bound)``.
+
+    Example:
+        >>> soft_clamp(torch.tensor([0.0, 5.0, 1e6]), 5.0)
+        tensor([0.0000, 2.5000, 5.0000])
     """
-    # In place on the fresh |s| temporary: the same numbers, one allocation less.
-    return log_scale / log_scale.abs().div_(bound).add_(1)
-
-
-class _AffineToNoise(torch.autograd.Function):
-    """The element-wise half of a MAF layer, data to noise, with a hand-written gradient.
-
-    From ``x`` (batch, dim) and blocked parameters ``params`` (batch, 2 dim) = [shift,
-    raw log-scale]: ``s = soft_clamp(raw, bound)``, ``z = (x - shift) exp(-s)``,
-    ``log_det = -sum_i s_i``. The gradient uses ``dz/dx = exp(-s)``, ``dz/dshift = -exp(-s)``,
-    ``dz/ds = -z`` and ``ds/draw = 1 / (1 + |raw| / bound)^2``; it takes 7 passes over
-    (batch, dim) data where autograd's graph of the same expression takes about 25, and
-    writes the parameter gradient straight into one (batch, 2 dim) tensor.
-    """
-
-    @staticmethod
-    def evaluate(x: Tensor, params: Tensor, bound: float) -> tuple[Tensor, ...]:
-        """z, log_det, and what the gradient needs: exp(-s) and 1 + |raw| / bound."""
-        shift, raw = params.split(x.shape[1], dim=1)
-        denominator = raw.abs().div_(bound).add_(1)
-        log_scale = torch.div(raw, denominator)
-        log_det = log_scale.sum(dim=1).neg_()
-        inv_scale = log_scale.neg_().exp_()  # in place: log_scale is not needed again
-        z = torch.sub(x, shift).mul_(inv_scale)
-        return z, log_det, inv_scale, denominator
-
-    @staticmethod
-    def forward(ctx, x: Tensor, params: Tensor, bound: float) -> tuple[Tensor, Tensor]:
-        z, log_det, inv_scale, denominator = _AffineToNoise.evaluate(x, params, bound)
-        ctx.save_for_backward(inv_scale, z, denominator)
-        return z, log_det
-
-    @staticmethod
-    def backward(ctx, grad_z: Tensor, grad_log_det: Tensor) -> tuple[Tensor | None, ...]:
-        inv_scale, z, denominator = ctx.saved_tensors
-        dim = z.shape[1]
-        grad_x = grad_z * inv_scale
-        grad_params = None
-        if ctx.needs_input_grad[1]:
-            grad_params = z.new_empty(z.shape[0], 2 * dim)
-            torch.neg(grad_x, out=grad_params[:, :dim])
-            grad_s = torch.mul(grad_z, z, out=grad_params[:, dim:])
-            grad_s.add_(grad_log_det[:, None]).neg_().div_(denominator).div_(denominator)
-        return (grad_x if ctx.needs_input_grad[0] else None), grad_params, None
+    return log_scale / (1 + log_scale.abs() / bound)
 
 
 class MaskedAffineAutoregressive(Transform):
-    """The MAF layer: an affine map whose shift and scale come from a MADE.
+    """The MAF layer: an affine map whose shift and log-scale come from a MADE.
 
     Data to noise (parallel, one MADE pass)::
 
-        z_i = (x_i - mu_i(x_<i)) * exp(-s_i(x_<i)),   log|det dz/dx| = -sum_i s_i
+        z_i = (x_i - mu_i(x_<i)) * exp(-alpha_i(x_<i)),   log|det dz/dx| = -sum_i alpha_i
 
-    Noise to data (sequential, ``dim`` MADE passes): ``x_i = mu_i + exp(s_i) * z_i`` in the
-    layer's order, each pass fixing one more variable.
+    Noise to data (sequential): ``x_i = mu_i + exp(alpha_i) * z_i`` in the layer's order.
+    :meth:`inverse` computes each hidden unit of the MADE once
+    (:func:`mafkit.incremental.incremental_inverse`); :meth:`inverse_by_passes` is the plain
+    version with ``dim`` full MADE passes, each fixing one more variable.
+
+    **The one hook.** Every direction turns the MADE's outputs into (shift, log-scale) with
+    :meth:`affine_params`, and only there. A subclass that overrides it (another bound or
+    form of the log-scale, say) gets a matching forward, inverse, ``log_prob`` and
+    ``sample``, with no other method to rewrite. It must act on each variable separately
+    (the sequential inverse calls it with one variable at a time).
 
     Args:
         dim: number of variables D.
@@ -108,6 +92,13 @@ class MaskedAffineAutoregressive(Transform):
         order: the layer's autoregressive order (None: natural).
         scale_bound: the log-scale is soft-clamped to ``(-scale_bound, scale_bound)``.
         activation: hidden non-linearity of the MADE.
+
+    Example:
+        >>> layer = MaskedAffineAutoregressive(3, hidden=(8,))
+        >>> x = torch.randn(5, 3)
+        >>> z, log_det = layer(x)
+        >>> torch.allclose(layer.inverse(z)[0], x, atol=1e-5)
+        True
 
     References:
         Papamakarios, Pavlakou and Murray (2017). Masked Autoregressive Flow for Density
@@ -120,66 +111,82 @@ class MaskedAffineAutoregressive(Transform):
         hidden: Sequence[int] | int = (64, 64),
         context_dim: int = 0,
         order: Sequence[int] | Tensor | None = None,
-        scale_bound: float = 5.0,
+        scale_bound: float = DEFAULT_SCALE_BOUND,
         activation: type[nn.Module] = nn.ReLU,
     ) -> None:
         super().__init__()
-        if not scale_bound > 0:
-            raise ValueError(f"scale_bound must be > 0, got {scale_bound}")
+        if isinstance(scale_bound, bool) or not isinstance(scale_bound, (int, float)):
+            raise TypeError(f"scale_bound must be a number, got {type(scale_bound).__name__}")
+        if not scale_bound > 0 or not math.isfinite(scale_bound):
+            raise ValueError(f"scale_bound must be > 0 and finite, got {scale_bound}")
         self.made = MADE(dim, hidden, 2, context_dim, order, activation)
         self.dim = dim
         self.scale_bound = float(scale_bound)
-        # Start every layer at the identity map, which keeps deep stacks stable early on.
-        last = self.made.rest[-1]
-        nn.init.zeros_(last.bias)
-        last.weight.data.mul_(1e-2)
+        # Start every layer near the identity map, which keeps deep stacks stable early on.
+        output = self.made.output_layer
+        nn.init.zeros_(output.bias)
+        output.weight.data.mul_(1e-2)
 
     @property
     def order(self) -> Tensor:
         """(dim,) the layer's autoregressive order."""
         return self.made.order
 
-    def shift_and_log_scale(self, x: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
-        """MADE pass: x (batch, dim) -> shift (batch, dim), log-scale (batch, dim).
+    def affine_params(self, params: Tensor) -> tuple[Tensor, Tensor]:
+        """Turn the MADE's outputs into a shift and a log-scale, variable by variable.
 
-        The reference form of the layer's parameters. :meth:`forward` and :meth:`inverse`
-        compute the same numbers inline (with fewer temporaries), so overriding this method
-        does not change them.
+        The default keeps the first output as the shift ``mu`` and soft-clamps the second
+        into ``(-scale_bound, scale_bound)`` (:func:`soft_clamp`) to give ``alpha``.
+
+        Args:
+            params: (batch, n, 2), the MADE's outputs for n variables (n = dim in a
+                parallel pass, 1 in a step of the sequential inverse).
+
+        Returns:
+            shift (batch, n) and log-scale (batch, n).
         """
-        params = self.made.raw_forward(x, context)
         return params[..., 0], soft_clamp(params[..., 1], self.scale_bound)
 
+    def shift_and_log_scale(
+        self, x: Tensor, context: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """One MADE pass and :meth:`affine_params`: x (batch, dim) -> shift, log-scale.
+
+        Returns:
+            shift (batch, dim) and log-scale (batch, dim); entry i depends only on the
+            variables before i in the layer's order (and on the context).
+        """
+        return self.affine_params(self.made.raw_forward(x, context))
+
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        if records_small_batch(x):
-            # Training on a small batch: autograd's own graph is cheaper here (see made.py).
-            params = self.made.raw_forward(x, context)
-            shift, log_scale = params[..., 0], soft_clamp(params[..., 1], self.scale_bound)
-            z = torch.sub(x, shift).mul_(torch.neg(log_scale).exp_())
-            return z, log_scale.sum(dim=1).neg_()
-        params = self.made.blocked_forward(x, context)
-        if torch.is_grad_enabled() and (x.requires_grad or params.requires_grad):
-            return _AffineToNoise.apply(x, params, self.scale_bound)
-        return _AffineToNoise.evaluate(x, params, self.scale_bound)[:2]
+        """Data to noise: x (batch, dim) -> z (batch, dim), log|det dz/dx| (batch,)."""
+        shift, log_scale = self.shift_and_log_scale(x, context)
+        z = (x - shift) * torch.exp(-log_scale)
+        return z, -log_scale.sum(dim=1)
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        # One variable per step, each hidden unit computed once (MADE.sequential): the same
-        # result as the D full MADE passes of _inverse_loop at about the cost of one.
-        z_rows = z.t()[self.made.order]  # (dim, batch), row k: variable order[k]
-        log_scales = []
+        """Noise to data: z (batch, dim) -> x (batch, dim), log|det dx/dz| (batch,).
 
-        def step(k: int, params: Tensor) -> Tensor:
-            log_scale = soft_clamp(params[1], self.scale_bound)
-            log_scales.append(log_scale)
-            return params[0] + torch.exp(log_scale) * z_rows[k]
+        Sequential in the layer's order, each hidden unit computed once
+        (:func:`mafkit.incremental.incremental_inverse`); the same numbers as
+        :meth:`inverse_by_passes` up to rounding.
+        """
+        return incremental_inverse(self, z, context)
 
-        x_rows = self.made.sequential(step, z.shape[0], context, like=z)
-        x = x_rows.t()[:, self.made.degrees_in - 1]
-        return x, torch.stack(log_scales).sum(dim=0)
+    def inverse_by_passes(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The plain inverse: ``dim`` full MADE passes, each fixing one more variable.
 
-    def _inverse_loop(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """The plain inverse, ``dim`` full MADE passes; the reference :meth:`inverse` matches."""
+        Start from x = 0; after pass k the first k variables of the order are exact,
+        because variable k's shift and log-scale read only variables before it.
+
+        Args:
+            z: (batch, dim) noise.
+            context: (batch, context_dim) or None.
+
+        Returns:
+            x (batch, dim) and log|det dx/dz| = sum of the log-scales, (batch,).
+        """
         x = torch.zeros_like(z)
-        # After pass k the first k variables of the order are exact; pass D fixes all.
         for _ in range(self.dim):
             shift, log_scale = self.shift_and_log_scale(x, context)
             x = shift + torch.exp(log_scale) * z

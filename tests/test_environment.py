@@ -43,10 +43,10 @@ def environment_specs() -> tuple[list[str], list[str]]:
 
 
 def pyproject_requirements() -> list[Requirement]:
-    """Return the runtime dependencies and the `book` and `test` extras of pyproject.toml."""
+    """Return the runtime dependencies and the course, book and test extras of pyproject.toml."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     extras = project["optional-dependencies"]
-    specs = project["dependencies"] + extras["book"] + extras["test"]
+    specs = project["dependencies"] + extras["course"] + extras["book"] + extras["test"]
     return [Requirement(spec) for spec in specs]
 
 

@@ -4,19 +4,14 @@ import io
 
 import pytest
 import torch
+from conftest import perturbed as _perturbed
+from torch.func import functional_call, grad, jacrev, vmap
 
 from mafkit import IAF, MAF, GaussianMADE, MixtureOfGaussians, fit
-from mafkit.checks import integral_2d, inverse_error, log_det_error
+from mafkit.checks import integral_2d, inverse_error, jacobian, log_det_error
 from mafkit.data import two_moons
 
 BOX = ((-10.0, 10.0), (-10.0, 10.0))
-
-
-def _perturbed(flow, scale: float = 0.3):
-    with torch.no_grad():
-        for p in flow.parameters():
-            p.add_(scale * torch.randn_like(p))
-    return flow
 
 
 @pytest.mark.parametrize("cls", [MAF, IAF])
@@ -186,3 +181,82 @@ def test_a_float64_embedding_network_is_accepted() -> None:
     flow = MAF(2, n_layers=1, hidden=(8,), context_dim=3, embedding=embedding).double()
     x, c = torch.randn(5, 2, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
     assert flow.log_prob(x, c).dtype == torch.float64
+
+
+def test_iaf_from_maf_refuses_a_flow_with_batch_norm() -> None:
+    with pytest.raises(ValueError, match="without BatchNorm"):
+        IAF.from_maf(MAF(2, n_layers=2, hidden=(8,), batch_norm=True))
+
+
+def test_set_batch_norm_statistics_leaves_the_flow_in_evaluation_mode() -> None:
+    flow = MAF(2, n_layers=2, hidden=(8,), batch_norm=True).train()
+    x = two_moons(256)
+    flow.set_batch_norm_statistics(x)
+    assert not flow.training
+    # Sampling then uses the stored statistics: the samples score what they were drawn with.
+    samples, log_p = flow.sample_and_log_prob(64)
+    torch.testing.assert_close(flow.log_prob(samples), log_p, rtol=1e-4, atol=1e-4)
+
+
+# -------------------------------------------------------------- batch independence
+
+
+@pytest.mark.parametrize("batch", [1, 1023, 1024, 4096])
+@pytest.mark.parametrize("grad_mode", [True, False])
+def test_a_points_density_does_not_depend_on_its_batch(batch: int, grad_mode: bool) -> None:
+    flow = _perturbed(MAF(4, n_layers=3, hidden=(64, 64), batch_norm=True), 0.05).eval()
+    x = torch.randn(batch, 4)
+    with torch.set_grad_enabled(grad_mode):
+        in_batch = flow.log_prob(x)[:1]
+        alone = flow.log_prob(x[:1])
+    torch.testing.assert_close(in_batch, alone, rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------- torch ecosystem
+
+
+@pytest.mark.parametrize("batch", [1, 2048])
+def test_torch_func_grad_of_the_log_likelihood_matches_autograd(batch: int) -> None:
+    flow = _perturbed(MAF(3, n_layers=2, hidden=(16,))).double()
+    x = torch.randn(batch, 3, dtype=torch.float64)
+    params = {k: v.detach() for k, v in flow.named_parameters()}
+
+    def nll(p: dict) -> torch.Tensor:
+        z, log_det = functional_call(flow, p, (x,))
+        return -(flow.base.log_prob(z) + log_det).mean()
+
+    got = grad(nll)(params)
+    (-flow.log_prob(x).mean()).backward()
+    for name, param in flow.named_parameters():
+        torch.testing.assert_close(got[name], param.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_vmap_of_jacrev_gives_each_points_jacobian() -> None:
+    flow = _perturbed(MAF(3, n_layers=2, hidden=(16,))).double()
+    x = torch.randn(6, 3, dtype=torch.float64)
+    per_point = vmap(jacrev(lambda v: flow.forward(v[None])[0][0]))(x)
+    expected = jacobian(lambda v: flow.forward(v)[0], x)
+    torch.testing.assert_close(per_point, expected)
+    _, log_det = flow.forward(x)
+    torch.testing.assert_close(torch.linalg.slogdet(per_point)[1], log_det)
+
+
+@pytest.mark.slow
+def test_torch_compile_of_log_prob_traces_and_agrees() -> None:
+    # aot_eager: the whole dynamo and autograd tracing, without generating C++ code (fast).
+    flow = _perturbed(MAF(3, n_layers=2, hidden=(16,)))
+    compiled = torch.compile(flow.log_prob, backend="aot_eager")
+    x = torch.randn(257, 3)
+    torch.testing.assert_close(compiled(x), flow.log_prob(x))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        compiled(torch.full((4, 3), float("nan")))
+
+
+@pytest.mark.slow
+def test_torch_compile_with_inductor_trains_and_agrees() -> None:
+    flow = _perturbed(MAF(3, n_layers=2, hidden=(16,)))
+    compiled = torch.compile(flow.log_prob)
+    x = torch.randn(4096, 3)
+    torch.testing.assert_close(compiled(x), flow.log_prob(x), rtol=1e-5, atol=1e-5)
+    compiled(x[:512]).mean().backward()
+    assert all(p.grad is not None for p in flow.parameters())

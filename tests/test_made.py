@@ -5,7 +5,7 @@ import io
 import pytest
 import torch
 
-from mafkit import MADE
+from mafkit import MADE, MaskedLinear
 from mafkit.checks import autoregressive_violations, jacobian, missing_dependencies
 
 ORDERS = {
@@ -148,6 +148,51 @@ def test_masks_are_buffers_that_follow_dtype_and_round_trip_through_state_dict()
     assert any(k.endswith("mask") for k in made.state_dict())
 
 
-def test_a_made_with_another_activation_does_not_claim_the_fused_path() -> None:
-    assert MADE(3, activation=torch.nn.Tanh).relu_only is False
-    assert MADE(3).relu_only is True
+def test_layers_are_one_sequential_named_by_role() -> None:
+    made = MADE(3, hidden=(8, 8, 8), context_dim=2)
+    assert [name for name, _ in made.layers.named_children()] == [
+        "input",
+        "activation_1",
+        "hidden_1",
+        "activation_2",
+        "hidden_2",
+        "activation_3",
+        "output",
+    ]
+    assert made.input_layer is made.layers.input and made.output_layer is made.layers.output
+    assert made.context_layer.weight.shape == (8, 2)
+
+
+def test_made_is_plain_masked_linear_algebra() -> None:
+    made = MADE(3, hidden=(8, 6), n_params=2, context_dim=2).double()
+    x = torch.randn(5, 3, dtype=torch.float64)
+    c = torch.randn(5, 2, dtype=torch.float64)
+    linears = [m for m in made.layers if isinstance(m, MaskedLinear)]
+    w = [m.weight * m.mask for m in linears]
+    b = [m.bias for m in linears]
+    h = torch.relu(x @ w[0].t() + b[0] + c @ made.context_layer.weight.t())
+    h = torch.relu(h @ w[1].t() + b[1])
+    expected = (h @ w[2].t() + b[2]).view(5, 3, 2)
+    torch.testing.assert_close(made(x, c), expected)
+
+
+@pytest.mark.parametrize("batch", [1, 1023, 1024, 4096])
+@pytest.mark.parametrize("grad", [True, False])
+def test_output_is_contiguous_and_row_independent_at_every_batch_size(
+    batch: int, grad: bool
+) -> None:
+    made = MADE(5, hidden=(64, 64), n_params=2)
+    x = torch.randn(batch, 5)
+    with torch.set_grad_enabled(grad):
+        params = made(x)
+        first_alone = made(x[:1])
+    assert params.is_contiguous()
+    assert params.view(batch, -1).shape == (batch, 10)
+    torch.testing.assert_close(params[:1], first_alone, rtol=1e-6, atol=1e-6)
+
+
+def test_float32_and_float64_agree() -> None:
+    made = MADE(4, hidden=(32,), context_dim=1)
+    x, c = torch.randn(6, 4), torch.randn(6, 1)
+    expected = made.double()(x.double(), c.double())
+    torch.testing.assert_close(made.float()(x, c).double(), expected, rtol=1e-5, atol=1e-5)

@@ -174,3 +174,12 @@ def test_a_non_tensor_sequence_raises_a_type_error() -> None:
 def test_encoder_is_a_recurrent_module() -> None:
     assert isinstance(_model("gru").encoder, nn.GRU)
     assert isinstance(_model("lstm").encoder, nn.LSTM)
+
+
+def test_samples_and_forecasts_are_differentiable_like_flow_samples() -> None:
+    model = _model()
+    draws = model.sample(3, steps=2)
+    forecast = model.forecast(torch.randn(2, 3, 2, dtype=torch.float64), n_samples=4)
+    (draws.sum() + forecast.sum()).backward()
+    assert model.flow.transforms[0].made.output_layer.weight.grad.abs().sum() > 0
+    assert model.encoder.weight_hh_l0.grad.abs().sum() > 0

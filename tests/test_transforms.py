@@ -2,24 +2,34 @@
 
 import pytest
 import torch
+from conftest import float64_inputs, perturbed
 
-from mafkit import BatchNorm, Inverted, MaskedAffineAutoregressive, Permutation, soft_clamp
-from mafkit.checks import autoregressive_violations, inverse_error, jacobian, log_det_error
+from mafkit import (
+    MAF,
+    BatchNorm,
+    Flow,
+    Inverted,
+    MaskedAffineAutoregressive,
+    Permutation,
+    StandardNormal,
+    soft_clamp,
+)
+from mafkit.checks import (
+    autoregressive_violations,
+    integral_2d,
+    inverse_error,
+    jacobian,
+    log_det_error,
+)
 
 
 def _layer(dim: int, context_dim: int = 0, order=None) -> MaskedAffineAutoregressive:
     layer = MaskedAffineAutoregressive(dim, hidden=(16,), context_dim=context_dim, order=order)
-    # Move away from the near-identity initialisation so the check has something to see.
-    with torch.no_grad():
-        for p in layer.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    return layer.double()
+    return perturbed(layer).double()
 
 
 def _inputs(dim: int, context_dim: int, n: int = 3):
-    x = torch.randn(n, dim, dtype=torch.float64)
-    c = torch.randn(n, context_dim, dtype=torch.float64) if context_dim else None
-    return x, c
+    return float64_inputs(dim, context_dim, n)
 
 
 @pytest.mark.parametrize("dim", [1, 2, 5])
@@ -61,14 +71,86 @@ def test_soft_clamp_allows_expansion_as_well_as_contraction() -> None:
 def test_extreme_network_outputs_keep_the_layer_finite() -> None:
     layer = MaskedAffineAutoregressive(3, hidden=(8,))
     with torch.no_grad():
-        layer.made.rest[-1].bias.fill_(1e4)
+        layer.made.output_layer.bias.fill_(1e4)
     z, log_det = layer(torch.randn(4, 3))
     assert torch.isfinite(z).all() and torch.isfinite(log_det).all()
 
 
-def test_scale_bound_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="scale_bound must be > 0"):
-        MaskedAffineAutoregressive(3, scale_bound=0.0)
+@pytest.mark.parametrize("bound", [0.0, -1.0, float("inf"), float("nan")])
+def test_scale_bound_must_be_positive_and_finite(bound: float) -> None:
+    with pytest.raises(ValueError, match="scale_bound must be > 0 and finite"):
+        MaskedAffineAutoregressive(3, scale_bound=bound)
+
+
+def test_scale_bound_must_be_a_number() -> None:
+    with pytest.raises(TypeError, match="scale_bound must be a number"):
+        MaskedAffineAutoregressive(3, scale_bound="5")
+
+
+# ------------------------------------------------------------ the one element-wise hook
+
+
+class TanhScale(MaskedAffineAutoregressive):
+    """Another parametrisation: alpha = 2 tanh(raw / 2), shift scaled by 3."""
+
+    def affine_params(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return 3 * params[..., 0], 2 * torch.tanh(params[..., 1] / 2)
+
+
+def _tanh_layer(dim: int, context_dim: int = 0, scale: float = 0.5) -> TanhScale:
+    return perturbed(TanhScale(dim, (16,), context_dim, torch.randperm(dim)), scale).double()
+
+
+@pytest.mark.parametrize("context_dim", [0, 2])
+def test_a_subclass_hook_is_used_by_forward_and_inverse(context_dim: int) -> None:
+    layer = _tanh_layer(4, context_dim)
+    x, c = _inputs(4, context_dim, n=6)
+    params = layer.made(x, c)
+    z, log_det = layer(x, c)
+    expected_z = (x - 3 * params[..., 0]) * torch.exp(-2 * torch.tanh(params[..., 1] / 2))
+    torch.testing.assert_close(z, expected_z)
+    torch.testing.assert_close(layer.inverse(z, c)[0], x, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(layer.inverse_by_passes(z, c)[0], x, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(layer.inverse(z, c)[1], -log_det, rtol=1e-10, atol=1e-10)
+
+
+def test_a_subclass_hook_gives_log_dets_equal_to_slogdet() -> None:
+    layer = _tanh_layer(4, 2)
+    x, c = _inputs(4, 2)
+    assert log_det_error(layer, x, c) < 1e-10
+    assert log_det_error(Inverted(layer), x, c) < 1e-10
+
+
+def test_a_flow_of_subclassed_layers_samples_what_it_scores() -> None:
+    layers = [_tanh_layer(2, scale=0.1) for _ in range(3)]
+    flow = Flow(layers, StandardNormal(2).double(), dim=2)
+    x, log_p = flow.sample_and_log_prob(50)
+    torch.testing.assert_close(flow.log_prob(x), log_p, rtol=1e-9, atol=1e-9)
+    total = integral_2d(lambda g: flow.log_prob(g.double()), ((-15, 15), (-15, 15)), n=400)
+    assert abs(total - 1) < 5e-3
+
+
+def test_shift_and_log_scale_is_the_made_pass_followed_by_the_hook() -> None:
+    layer = _tanh_layer(3)
+    x, _ = _inputs(3, 0)
+    shift, log_scale = layer.shift_and_log_scale(x)
+    expected = layer.affine_params(layer.made(x))
+    assert torch.equal(shift, expected[0]) and torch.equal(log_scale, expected[1])
+
+
+def test_the_default_hook_soft_clamps_the_log_scale() -> None:
+    layer = MaskedAffineAutoregressive(2, scale_bound=3.0)
+    params = torch.tensor([[[1.0, 100.0], [-2.0, -0.5]]])
+    shift, log_scale = layer.affine_params(params)
+    assert torch.equal(shift, torch.tensor([[1.0, -2.0]]))
+    assert torch.equal(log_scale, soft_clamp(torch.tensor([[100.0, -0.5]]), 3.0))
+
+
+def test_maf_layers_start_near_the_identity() -> None:
+    flow = MAF(3, n_layers=2, hidden=(16,))
+    x = torch.randn(20, 3)
+    z, log_det = flow(x)
+    assert (z - x).abs().max() < 0.05 and log_det.abs().max() < 0.05
 
 
 def _batch_norm(dim: int) -> BatchNorm:
