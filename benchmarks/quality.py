@@ -99,6 +99,9 @@ def main() -> None:
         help="2-D only: one mafkit run per log-scale bound (paired with the peers per seed)",
     )
     parser.add_argument("--epochs", type=int, default=60, help="2-D training budget in epochs")
+    parser.add_argument(
+        "--targets", nargs="+", default=["banana", "ring"], choices=["banana", "ring"]
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(
@@ -122,7 +125,7 @@ def main() -> None:
             if bound is not None:
                 row["scale_bound"] = bound
             if args.task in ("all", "2d"):
-                for target in ("banana", "ring"):
+                for target in args.targets:
                     kl = kl_2d(library, target, seed, bound, args.epochs)
                     report({**row, "task": f"kl_{target}", "epochs": args.epochs, **kl})
             if args.task in ("all", "digits") and bound is None:

@@ -243,8 +243,9 @@ def _embedded_size(embedding: nn.Module | None, context_dim: int) -> int:
 class MAF(Flow):
     """Masked Autoregressive Flow: MADE layers used as transforms from data to noise.
 
-    Density evaluation is one parallel MADE pass per layer; sampling is sequential
-    (``dim`` passes per layer).
+    Density evaluation is one parallel MADE pass per layer; sampling is sequential: ``dim``
+    steps per layer, one after another, which together compute each hidden unit once
+    (:mod:`mafkit.incremental`).
 
     Args:
         dim: number of variables D.
@@ -326,7 +327,8 @@ class IAF(Flow):
 
     Each layer's parallel pass goes from noise to data, so sampling (and the density of
     the flow's own samples, :meth:`sample_and_log_prob`) is one pass per layer, while the
-    density of external data needs the sequential inverse (``dim`` passes per layer).
+    density of external data needs the sequential inverse (``dim`` steps per layer, see
+    :mod:`mafkit.incremental`).
 
     Args: as for :class:`MAF` (no batch norm).
 
