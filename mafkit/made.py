@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -177,3 +177,24 @@ class MADE(nn.Module):
         for layer in list(self.layers)[1:]:
             h = layer(h)
         return h.view(x.shape[0], self.dim, self.n_params)
+
+    def sequential(
+        self,
+        step: Callable[[int, Tensor], Tensor],
+        batch: int,
+        context: Tensor | None = None,
+        like: Tensor | None = None,
+    ) -> Tensor:
+        """Produce the variables one at a time in ``order``, each hidden unit computed once.
+
+        ``step(k, params)`` receives the parameters (n_params, batch) of variable
+        ``order[k]`` and returns its values (batch,). The sequential inverse of a MAF layer
+        runs through here; the algorithm and its explanation are in
+        :func:`mafkit.incremental.autoregressive_steps`.
+
+        Returns:
+            (dim, batch): row k holds variable ``order[k]``.
+        """
+        from .incremental import autoregressive_steps  # that module imports this one
+
+        return autoregressive_steps(self, step, batch, context, like)

@@ -108,3 +108,16 @@ def test_float32_agrees_with_float64() -> None:
         x64, _ = incremental_inverse(layer, z)
         x32, _ = incremental_inverse(layer.float(), z.float())
     torch.testing.assert_close(x32.double(), x64, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("n_params", [1, 3])
+def test_made_sequential_returns_what_d_passes_of_the_made_return(n_params: int) -> None:
+    made = perturbed(mafkit.MADE(5, (12, 9), n_params, 2, torch.randperm(5))).double()
+    context = torch.randn(4, 2, dtype=torch.float64)
+    # Each variable is a fixed function of its parameters: x_i = tanh(sum of params_i).
+    with torch.no_grad():
+        rows = made.sequential(lambda k, params: params.sum(0).tanh(), 4, context)
+        x = torch.zeros(4, 5, dtype=torch.float64)
+        for _ in range(5):
+            x = made(x, context).sum(2).tanh()
+    torch.testing.assert_close(rows.t()[:, made.degrees_in - 1], x, **TIGHT)
