@@ -17,7 +17,7 @@ HTML_INDEX := $(CURDIR)/_build/html/index.html
 # Notebooks checked by nbval (folders that do not exist yet are left out).
 NB_DIRS := $(wildcard chapters exercises/solutions)
 NB_ALL = $(sort $(wildcard chapters/[0-9]*.ipynb exercises/solutions/*.ipynb))
-LINT_PATHS := $(wildcard mafkit tests benchmarks chapters)
+LINT_PATHS := $(wildcard mafkit tests benchmarks chapters _ext)
 
 # Unit tests and site checks draw figures off screen. One thread per process: nbval runs two
 # kernels on two cores, and one thread also keeps float results the same on any core count.

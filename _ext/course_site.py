@@ -6,7 +6,8 @@
   those scripts and its stylesheet are taken out of every page here.
 - A script added twice with the same body is written once; sphinx-design's assets are left out
   of pages that use none of its components.
-- docutils writes a viewport <meta> of its own next to the one of the Sphinx layout.
+- docutils writes a viewport <meta> of its own next to the one of the Sphinx layout, and marks
+  bibliography entries with a role that their list may not hold.
 - MathJax: the page loads the MathJax loader (``startup.js``) with the TeX input, the CommonHTML
   output and assistive MathML for screen readers. Only these components, the TeX extensions that
   the loader may fetch on demand and the web fonts are copied into ``_static/mathjax``, from the
@@ -77,8 +78,13 @@ class AuthorYearStyle(UnsrtStyle):
     default_sorting_style = "author_year_title"
 
     def format_web_refs(self, e):
-        return sentence[first_of[optional[self.format_url(e)], optional[self.format_eprint(e)],
-                                 optional[self.format_doi(e)]]]
+        return sentence[
+            first_of[
+                optional[self.format_url(e)],
+                optional[self.format_eprint(e)],
+                optional[self.format_doi(e)],
+            ]
+        ]
 
 
 register_plugin("pybtex.style.labels", "authoryear", AuthorYearLabels)
@@ -119,6 +125,10 @@ def clean_page(app: Sphinx, pagename: str, templatename: str, context: dict, doc
             seen.add(ident)
             kept.append(asset)
         context[key] = kept
+    if 'class="citation-list"' in body:
+        # docutils marks the bibliography role="list" but its entries role="doc-biblioentry",
+        # which a list may not hold (axe: aria-required-children); they are list items.
+        context["body"] = body.replace('role="doc-biblioentry"', 'role="listitem"')
     metatags = context.get("metatags", "")
     context["metatags"] = "\n".join(
         line for line in metatags.splitlines() if 'name="viewport"' not in line
@@ -151,7 +161,8 @@ def used_icons(outdir: Path) -> set[str]:
     for path in files:
         if path.name.startswith("fontawesome") or "mathjax" in path.parts:
             continue
-        names.update(re.findall(r"fa-[a-z0-9-]+", path.read_text(encoding="utf-8", errors="ignore")))
+        text = path.read_text(encoding="utf-8", errors="ignore")
+        names.update(re.findall(r"fa-[a-z0-9-]+", text))
     return names
 
 
@@ -188,7 +199,8 @@ def prune_icons(outdir: Path) -> None:
         rule = match.group(0)
         if "webfonts/fa-" not in rule:
             return rule
-        rule = re.sub(r'url\(([^)]*?)\.woff2\) format\("woff2"\)', r'url(\1.woff) format("woff")', rule)
+        woff2 = r'url\(([^)]*?)\.woff2\) format\("woff2"\)'
+        rule = re.sub(woff2, r'url(\1.woff) format("woff")', rule)
         return re.sub(r',url\([^)]*\.ttf\) format\("truetype"\)', "", rule)
 
     css_path.write_text(FONT_FACE.sub(woff_only, css), encoding="utf-8")

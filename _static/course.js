@@ -18,3 +18,31 @@ document.addEventListener(
   },
   true,
 );
+
+// MathJax cannot break an inline formula across lines. On a narrow screen, an inline formula
+// wider than its paragraph gets its own horizontal scroller instead of widening the page.
+function markWideInlineMath() {
+  for (const math of document.querySelectorAll('mjx-container[jax="CHTML"]')) {
+    const display = math.getAttribute("display") === "true";
+    if (!display && !math.closest("table")) {
+      // (A table scrolls as a whole inside its own container.)
+      math.classList.remove("math-scroll");
+      const parent = math.parentElement.closest("p, li, dd, div");
+      if (parent && math.getBoundingClientRect().width > parent.clientWidth) {
+        math.classList.add("math-scroll");
+      }
+    }
+    // A formula that scrolls can be reached and scrolled with the keyboard.
+    if (math.scrollWidth > math.clientWidth + 1) math.setAttribute("tabindex", "0");
+    else math.removeAttribute("tabindex");
+  }
+}
+window.addEventListener("load", () => {
+  const startup = window.MathJax && window.MathJax.startup && window.MathJax.startup.promise;
+  if (startup) startup.then(markWideInlineMath);
+});
+let resizeTimer = null;
+window.addEventListener("resize", () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(markWideInlineMath, 200);
+});

@@ -17,7 +17,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from test_site import HTML, PAGES, ROOT
 
 HERE = Path(__file__).resolve().parent
@@ -147,16 +146,18 @@ def test_figures_are_shown_near_their_drawn_size(report: dict, doc: str) -> None
 @pytest.mark.parametrize("mode", ["light", "dark"])
 def test_no_serious_accessibility_violations(report: dict, doc: str, mode: str) -> None:
     violations = entry(report, doc)[f"axe_{mode}"]
-    summary = [f"{v['impact']} {v['id']} ×{v['count']}: {v['help']} {v['nodes'][:2]}" for v in violations]
+    summary = [
+        f"{v['impact']} {v['id']} ×{v['count']}: {v['help']} {v['nodes'][:2]}" for v in violations
+    ]
     assert violations == [], f"{doc} ({mode}): " + "; ".join(summary)
 
 
 @pytest.mark.parametrize("doc", PAGES)
 def test_nothing_overflows_a_400px_screen(report: dict, doc: str) -> None:
     narrow = entry(report, doc)["narrow"]
-    assert narrow["document_width"] <= narrow["viewport"], (
-        f"{doc}: the page is {narrow['document_width']} px wide in a {narrow['viewport']} px window"
-    )
+    assert (
+        narrow["document_width"] <= narrow["viewport"]
+    ), f"{doc}: the page is {narrow['document_width']} px wide in a {narrow['viewport']} px window"
     assert narrow["overflowing"] == [], f"{doc}: sticks out at 400 px: {narrow['overflowing'][:5]}"
 
 
