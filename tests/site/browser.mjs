@@ -81,7 +81,7 @@ function measureWide() {
     if (!pre.offsetParent) continue; // hidden (e.g. a collapsed hide-input cell)
     const overflow = pre.scrollWidth - pre.clientWidth;
     if (overflow > 1) {
-      const longest = pre.innerText.split("\n").reduce((a, b) => (b.length > a.length ? b : a), "");
+      const longest = pre.textContent.split("\n").reduce((a, b) => (b.length > a.length ? b : a), "");
       codeBoxes.push({ overflow_px: overflow, longest_line: longest.slice(0, 120),
         columns: longest.length });
     }
