@@ -2,8 +2,9 @@
 
 - Live Code (thebe) is off: it would fetch its library from a CDN and needs a Binder kernel;
   the launch button opens the same notebook on Binder instead. sphinx-thebe still adds its
-  configuration script (twice, so the page logs "THEBE_JS_URL has already been declared");
-  those scripts and its stylesheet are taken out of every page here.
+  configuration script (twice, so the page logs "THEBE_JS_URL has already been declared")
+  and a configuration block at the end of pages with code; those scripts, that block and its
+  stylesheet are taken out of every page here.
 - A script added twice with the same body is written once; sphinx-design's assets are left out
   of pages that use none of its components.
 - docutils writes a viewport <meta> of its own next to the one of the Sphinx layout, and marks
@@ -119,12 +120,20 @@ def clean_page(app: Sphinx, pagename: str, templatename: str, context: dict, doc
         seen, kept = set(), []
         for asset in context[key]:
             attributes = getattr(asset, "attributes", {})
-            ident = (getattr(asset, "filename", None), attributes.get("body"))
+            ident = (getattr(asset, "filename", None) or "", attributes.get("body"))
             if is_thebe(asset) or is_unused_design(asset, body) or ident in seen:
                 continue
             seen.add(ident)
             kept.append(asset)
         context[key] = kept
+    # sphinx-thebe also appends its configuration (and a kernel name) to pages with code.
+    body = re.sub(
+        r'<script type="text/x-thebe-config">.*?</script>\s*<script>kernelName = [^<]*</script>',
+        "",
+        body,
+        flags=re.DOTALL,
+    )
+    context["body"] = body
     if 'class="citation-list"' in body:
         # docutils marks the bibliography role="list" but its entries role="doc-biblioentry",
         # which a list may not hold (axe: aria-required-children); they are list items.
