@@ -17,7 +17,7 @@ HTML_INDEX := $(CURDIR)/_build/html/index.html
 # Notebooks checked by nbval (folders that do not exist yet are left out).
 NB_DIRS := $(wildcard chapters exercises/solutions)
 NB_ALL = $(sort $(wildcard chapters/[0-9]*.ipynb exercises/solutions/*.ipynb))
-LINT_PATHS := $(wildcard mafkit tests benchmarks chapters)
+LINT_PATHS := $(wildcard mafkit tests benchmarks chapters _ext)
 
 # Unit tests and site checks draw figures off screen. One thread per process: nbval runs two
 # kernels on two cores, and one thread also keeps float results the same on any core count.
@@ -26,12 +26,13 @@ TEST_ENV := MPLBACKEND=Agg OMP_NUM_THREADS=1
 # part ("<Figure size ...>") that nbval compares, and with Agg the figure would not be shown.
 NB_ENV := MPLBACKEND=module://matplotlib_inline.backend_inline PYTHONHASHSEED=0 OMP_NUM_THREADS=1
 
-.PHONY: help install book html open test lint unit unit-slow doctest nbval sitecheck lab \
+.PHONY: help install book html open test lint unit unit-slow doctest nbval sitecheck pdf lab \
         execute execute-all clean bench bench-quick
 
 help:
 	@echo "make book         build the site (creates .venv on first use) and print where it is"
 	@echo "make test         lint + unit + doctest + nbval + book build + site checks"
+	@echo "make pdf          the whole book as one PDF: _build/pdf/maf-course.pdf"
 	@echo "make lab          open the notebooks in JupyterLab"
 	@echo "make execute NB=chapters/01_made.ipynb   re-run one notebook and store its outputs"
 	@echo "make execute-all  re-run every notebook and store the outputs"
@@ -123,9 +124,27 @@ nbval: install
 	if [ $$rc -eq 5 ]; then echo "nbval: no notebooks in chapters/ or exercises/solutions/ yet (pytest exit 5), nothing to check"; rc=0; fi; \
 	exit $$rc
 
-# Checks on the built site: every page exists, no broken references, math typeset offline.
-sitecheck: html
+# The browser checks drive Chromium with Playwright and audit pages with axe-core (npm packages,
+# pinned in tests/site/package-lock.json).
+SITE_NODE := tests/site/node_modules/.package-lock.json
+$(SITE_NODE): tests/site/package.json tests/site/package-lock.json
+	npm ci --prefix tests/site --no-audit --no-fund
+
+# Checks on the built site and its PDF: every page exists, no broken references, math typeset
+# offline, and in headless Chromium: console, page weight, code width, figures, accessibility.
+sitecheck: html pdf $(SITE_NODE)
 	$(TEST_ENV) $(BIN)/python -m pytest tests/site
+
+# The whole book as one PDF: the single-page build, printed by headless Chromium once MathJax
+# has typeset it (tests/site/browser.mjs pdf).
+BOOK_PDF := _build/pdf/maf-course.pdf
+pdf: install $(SITE_NODE)
+	$(BIN)/jupyter-book build . --builder singlehtml -W -n --keep-going
+	@# The single page links its assets relative to the build root, so it is printed from there.
+	cp _build/singlehtml/chapters/intro.html _build/singlehtml/book.html
+	@mkdir -p $(dir $(BOOK_PDF))
+	node tests/site/browser.mjs pdf _build/singlehtml book.html $(BOOK_PDF)
+	@echo "The book as a PDF: $(CURDIR)/$(BOOK_PDF)"
 
 # ---------------------------------------------------------------- notebooks
 

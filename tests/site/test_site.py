@@ -162,3 +162,30 @@ def test_page_math_is_typeset_in_a_headless_browser(doc: str, chromium: str) -> 
     assert result.returncode == 0, result.stderr[-2000:]
     assert "<mjx-container" in dom, f"{doc}: MathJax did not typeset the math"
     assert "<mjx-merror" not in dom, f"{doc}: MathJax reported an error in a formula"
+
+
+@pytest.mark.parametrize("doc", PAGES)
+def test_page_head_has_one_of_each_script_and_meta(doc: str) -> None:
+    html = page_path(doc).read_text(encoding="utf-8")
+    assert html.count('name="viewport"') == 1, f"{doc}: the viewport <meta> is not written once"
+    sources = re.findall(r'<script[^>]*\ssrc="([^"?]+)', html)
+    twice = {src for src in sources if sources.count(src) > 1}
+    assert not twice, f"{doc} loads {sorted(twice)} more than once"
+    bodies = re.findall(r"<script>(.*?)</script>", html, flags=re.DOTALL)
+    assert len(bodies) == len(set(bodies)), f"{doc} repeats an inline script"
+
+
+@pytest.mark.parametrize("doc", PAGES)
+def test_no_live_code_and_no_cdn(doc: str) -> None:
+    html = page_path(doc).read_text(encoding="utf-8")
+    assert "thebe" not in html.lower(), f"{doc} still carries Live Code (thebe)"
+    remote = re.findall(r'<(?:script|link)[^>]+(?:src|href)="((?:https?:)?//[^"]+)"', html)
+    assert remote == [], f"{doc} loads {remote}"
+
+
+def test_only_the_mathjax_that_pages_use_is_shipped() -> None:
+    mathjax = HTML / "_static" / "mathjax"
+    size = sum(f.stat().st_size for f in mathjax.rglob("*") if f.is_file())
+    assert (mathjax / "startup.js").is_file()
+    assert not (mathjax / "sre").exists(), "the speech-rule engine is shipped but never loaded"
+    assert size < 3_000_000, f"_static/mathjax holds {size / 1e6:.1f} MB"
