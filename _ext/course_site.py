@@ -234,6 +234,13 @@ def configure(app: Sphinx, config) -> None:
 
 
 def setup(app: Sphinx) -> dict:
+    # Some extension registers node handlers under the builder name "singlehtml", after which
+    # Sphinx no longer falls back to the "html" ones: give myst-nb's hidden-input node to the
+    # single-page build (the PDF) as well.
+    from myst_nb.sphinx_ import HideCodeCellNode, depart_HideCellInput, visit_HideCellInput
+
+    handlers = (visit_HideCellInput, depart_HideCellInput)
+    app.add_node(HideCodeCellNode, override=True, html=handlers, singlehtml=handlers)
     mathjax_source()  # fail early, with a clear message, when MathJax is missing
     app.connect("config-inited", configure, priority=900)
     app.connect("html-page-context", clean_page, priority=900)

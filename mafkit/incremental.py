@@ -73,7 +73,7 @@ def incremental_inverse(
         log_scales.append(log_scale[:, 0])
         return shift[:, 0] + torch.exp(log_scale[:, 0]) * z_sorted[k]
 
-    x_sorted = made.sequential(step, z.shape[0], context, like=z)
+    x_sorted = autoregressive_steps(made, step, z.shape[0], context, like=z)
     x = x_sorted.t()[:, made.degrees_in - 1]  # back to the variables' own positions
     return x, torch.stack(log_scales).sum(dim=0)
 

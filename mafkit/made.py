@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -125,18 +125,6 @@ class MADE(nn.Module):
         """The masked layer that produces the parameters (interleaved, see :meth:`forward`)."""
         return self.layers.output
 
-    # Older names, kept so that notebooks written against them still run; new code uses
-    # the role names above.
-    @property
-    def first(self) -> MaskedLinear:
-        """Older name of :attr:`input_layer`."""
-        return self.layers.input
-
-    @property
-    def rest(self) -> nn.Sequential:
-        """Older name of ``layers[1:]``: the same modules after the input layer."""
-        return self.layers[1:]
-
     def masks(self) -> list[Tensor]:
         """The masks of the layers, input to output, each (n_out, n_in)."""
         return [m.mask for m in self.layers if isinstance(m, MaskedLinear)]
@@ -177,24 +165,3 @@ class MADE(nn.Module):
         for layer in list(self.layers)[1:]:
             h = layer(h)
         return h.view(x.shape[0], self.dim, self.n_params)
-
-    def sequential(
-        self,
-        step: Callable[[int, Tensor], Tensor],
-        batch: int,
-        context: Tensor | None = None,
-        like: Tensor | None = None,
-    ) -> Tensor:
-        """Produce the variables one at a time in ``order``, each hidden unit computed once.
-
-        ``step(k, params)`` receives the parameters (n_params, batch) of variable
-        ``order[k]`` and returns its values (batch,). The sequential inverse of a MAF layer
-        runs through here; the algorithm and its explanation are in
-        :func:`mafkit.incremental.autoregressive_steps`.
-
-        Returns:
-            (dim, batch): row k holds variable ``order[k]``.
-        """
-        from .incremental import autoregressive_steps  # that module imports this one
-
-        return autoregressive_steps(self, step, batch, context, like)

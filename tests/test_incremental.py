@@ -11,7 +11,7 @@ from conftest import float64_inputs, perturbed
 
 import mafkit
 from mafkit import MaskedAffineAutoregressive
-from mafkit.incremental import incremental_inverse
+from mafkit.incremental import autoregressive_steps, incremental_inverse
 
 TIGHT = {"rtol": 1e-12, "atol": 1e-12}
 
@@ -116,7 +116,7 @@ def test_made_sequential_returns_what_d_passes_of_the_made_return(n_params: int)
     context = torch.randn(4, 2, dtype=torch.float64)
     # Each variable is a fixed function of its parameters: x_i = tanh(sum of params_i).
     with torch.no_grad():
-        rows = made.sequential(lambda k, params: params.sum(0).tanh(), 4, context)
+        rows = autoregressive_steps(made, lambda k, params: params.sum(0).tanh(), 4, context)
         x = torch.zeros(4, 5, dtype=torch.float64)
         for _ in range(5):
             x = made(x, context).sum(2).tanh()

@@ -196,10 +196,3 @@ def test_float32_and_float64_agree() -> None:
     x, c = torch.randn(6, 4), torch.randn(6, 1)
     expected = made.double()(x.double(), c.double())
     torch.testing.assert_close(made.float()(x, c).double(), expected, rtol=1e-5, atol=1e-5)
-
-
-def test_the_older_names_first_and_rest_reach_the_same_modules() -> None:
-    made = MADE(3, hidden=(8, 8))
-    assert made.first is made.input_layer
-    assert made.rest[-1] is made.output_layer
-    assert list(made.rest) == list(made.layers)[1:]
