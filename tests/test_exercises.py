@@ -245,7 +245,7 @@ def inverse_with(passes=0, step="good", log_det="last", drop_context=False, by_i
         (dict(log_det="unsummed"), r"shape \(batch, D\): sum the log-scales"),
         (dict(passes=-1), "the last variable of the order is wrong: you need D passes"),
         (dict(step="forward"), "data-to-noise formula"),
-        (dict(step="exp_minus"), r"not exp\(-s\)"),
+        (dict(step="exp_minus"), r"not exp\(-alpha\)"),
         (dict(by_index=True), "built in the index order 0..D-1"),
         (dict(drop_context=True), "x ignores the context"),
     ],
@@ -292,26 +292,26 @@ def iaf_with(direction="forward", layers="first_to_last", log_q="good"):
         stack = list(maf.transforms)
         if layers == "last_to_first":
             stack = stack[::-1]
+        if direction == "inverse":  # MAF sampling, layer by layer: last layer first
+            stack = stack[::-1]
         x, lds = u, []
         for t in stack:
             x, ld = t(x) if direction == "forward" else t.inverse(x)
             lds.append(ld)
-        if direction == "inverse":
-            stack_x = maf.inverse(u)[0]
-            x = stack_x
         total, base = sum(lds), maf.base.log_prob(u)
         std_normal = torch.distributions.Normal(0.0, 1.0).log_prob(u).sum(1)
         value = {
-            "good": base - total,
-            "plus": base + total,
-            "no_det": base,
-            "no_base": -total,
-            "last_only": base - lds[-1],
-            "maf_density": maf.log_prob(x),
-            "base_at_x": maf.base.log_prob(x) - total,
-            "std_normal": std_normal - total,
+            "good": lambda: base - total,
+            "plus": lambda: base + total,
+            "no_det": lambda: base,
+            "no_base": lambda: -total,
+            "last_only": lambda: base - lds[-1],
+            "maf_density": lambda: maf.log_prob(x),
+            "base_at_x": lambda: maf.base.log_prob(x) - total,
+            "std_normal": lambda: std_normal - total,
+            "detached": lambda: (base - total).detach(),
         }
-        return x, value[log_q]
+        return x, value[log_q]()
 
     return iaf_sample
 
@@ -325,7 +325,8 @@ def iaf_with(direction="forward", layers="first_to_last", log_q="good"):
         (dict(log_q="no_det"), "the log-det term is missing"),
         (dict(log_q="no_base"), "the base density is missing"),
         (dict(log_q="last_only"), "only the last layer's log-det"),
-        (dict(log_q="maf_density"), "you scored x with the MAF's density"),
+        (dict(log_q="maf_density"), "do not use maf.inverse, maf.log_prob or mafkit.IAF"),
+        (dict(log_q="detached"), "log_q carries no gradient"),
         (dict(log_q="base_at_x"), "evaluate the base density at the noise u"),
         (dict(log_q="std_normal"), "this flow's base is not a standard normal"),
     ],
@@ -486,7 +487,7 @@ def test_batch_norm_checker_explains_a_typical_mistake(mistake: dict, message: s
 
 
 def test_batch_norm_checker_refuses_calling_the_layer() -> None:
-    with pytest.raises(AssertionError, match=r"do not call bn\(x\), it is the answer"):
+    with pytest.raises(AssertionError, match=r"do not call bn\(x\) or bn.statistics, they are the answer"):
         exercises.check_batch_norm(lambda bn, x: bn(x))
 
 
