@@ -261,13 +261,12 @@ def _uses_any(answer: object, forbidden: dict[str, object]) -> str:
         functions = [v for v in vars(answer).values() if callable(v)]
     for function in functions:
         code = getattr(function, "__code__", None)
-        env = getattr(function, "__globals__", {})
         if code is None:
             continue
-        for name in _code_names(code):
-            value = env.get(name)
-            if value is None:
-                continue
+        env = getattr(function, "__globals__", {})
+        seen = [env.get(name) for name in _code_names(code)]
+        seen += [cell.cell_contents for cell in getattr(function, "__closure__", None) or ()]
+        for value in seen:
             for label, obj in forbidden.items():
                 if value is obj:
                     return label

@@ -35,7 +35,9 @@ def _parts_of(state: object) -> list[Tensor]:
 
 
 def _clone(state: object) -> object:
-    return state.clone() if isinstance(state, Tensor) else tuple(s.clone() for s in state)
+    if isinstance(state, Tensor):
+        return state.clone()
+    return type(state)(s.clone() for s in state)  # the answer's own kind of state
 
 
 @_keeps_random_state
