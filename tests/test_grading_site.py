@@ -34,13 +34,20 @@ def phrases(kind: str) -> list[tuple[str, str]]:
                 for line in match["body"].splitlines():
                     line = line.strip().replace("`", "")
                     if len(line) >= 25 and not re.search(r"[$\\{}\[\]:<>&|*_]|^#", line):
-                        found.append((path.stem, " ".join(line.split())))
+                        found.append((path.stem, squeeze(line)))
     return found
 
 
+def squeeze(text: str) -> str:
+    """Text compared without whitespace (tags leave spaces around inline code) and with
+    Sphinx's curly quotes made straight."""
+    for curly, straight in (("\u2019", "'"), ("\u2018", "'"), ("\u201c", '"'), ("\u201d", '"')):
+        text = text.replace(curly, straight)
+    return "".join(text.split())
+
+
 def page_text(page: pathlib.Path) -> str:
-    text = re.sub(r"<[^>]+>", " ", page.read_text())
-    return " ".join(html.unescape(text).split())
+    return squeeze(html.unescape(re.sub(r"<[^>]+>", " ", page.read_text())))
 
 
 def build(output: pathlib.Path, *options: str) -> pathlib.Path:
