@@ -307,7 +307,7 @@ def iaf_with(direction="forward", layers="first_to_last", log_q="good"):
         (dict(log_q="last_only"), "only the last layer's log-det"),
         (dict(log_q="maf_density"), "do not use maf.inverse, maf.log_prob or mafkit.IAF"),
         (dict(log_q="detached"), "log_q carries no gradient"),
-        (dict(log_q="base_at_x"), "evaluate the base density at the noise u"),
+        (dict(log_q="base_at_x"), "evaluate the base density at the noise z"),
         (dict(log_q="std_normal"), "this flow's base is not a standard normal"),
     ],
 )
@@ -548,7 +548,7 @@ def in_place(answer, argument: int):
     [
         ("check_masks", 0, "changed its input `order` in place"),
         ("check_maf_inverse", 1, "changed its input `z` in place"),
-        ("check_iaf_from_maf", 1, "changed its input `u` in place"),
+        ("check_iaf_from_maf", 1, "changed its input `z` in place"),
         ("check_triangular_log_det", 0, "changed its input `jac` in place"),
         ("check_batch_norm", 1, "changed its input `x` in place"),
         ("check_temporal_step", 2, "changed its input `x_t` in place"),

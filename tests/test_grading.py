@@ -36,8 +36,8 @@ WRONG = {
         "log_det has the wrong sign",
     ),
     "03_iaf_from_maf": (
-        "maf.base.log_prob(u) - log_det",
-        "maf.base.log_prob(u) + log_det",
+        "maf.base.log_prob(z) - log_det",
+        "maf.base.log_prob(z) + log_det",
         "the log-det term has the wrong sign",
     ),
     "04_context_path": (

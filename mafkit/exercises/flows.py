@@ -254,10 +254,10 @@ def _maf_inverse_wrong_x(
 
 @_keeps_random_state
 def check_iaf_from_maf(iaf_sample: Callable, part: str | None = None) -> None:
-    """Check ``iaf_sample(maf, u) -> (x, log_q)``: the IAF sampling pass built from a MAF's layers.
+    """Check ``iaf_sample(maf, z) -> (x, log_q)``: the IAF sampling pass built from a MAF's layers.
 
-    ``x`` is the MAF's data-to-noise map applied to the noise ``u`` (each layer's parallel
-    forward pass, first layer first) and ``log_q = maf.base.log_prob(u) - log|det dx/du|``,
+    ``x`` is the MAF's data-to-noise map applied to the noise ``z`` (each layer's parallel
+    forward pass, first layer first) and ``log_q = maf.base.log_prob(z) - log|det dx/dz|``,
     which is what ``IAF.from_maf(maf).sample_and_log_prob`` computes. ``part`` limits the check
     to ``"x"`` or ``"log_q"``. ``maf.inverse``, ``maf.log_prob`` and ``mafkit.IAF`` are refused.
     """
@@ -300,7 +300,7 @@ def check_iaf_from_maf(iaf_sample: Callable, part: str | None = None) -> None:
         given = u.clone()
         with _forbidden(name, targets, shortcut):
             result = _call(name, fn, case, iaf_sample, student_maf, given)
-        _unchanged(name, fn, "u", u, given, case)
+        _unchanged(name, fn, "z", u, given, case)
         _unchanged(name, fn, "the MAF", maf, student_maf, case)
         if not (isinstance(result, (tuple, list)) and len(result) == 2):
             _fail(name, "iaf_sample must return a pair (x, log_q)", case)
@@ -329,7 +329,7 @@ def check_iaf_from_maf(iaf_sample: Callable, part: str | None = None) -> None:
 def _iaf_compare(
     name: str, maf: MAF, u: Tensor, x: Tensor, log_q: Tensor, parts: set[str], case: str
 ) -> None:
-    x_ref, log_det = IAF.from_maf(maf).inverse(u)  # log|det dx/du|
+    x_ref, log_det = IAF.from_maf(maf).inverse(u)  # log|det dx/dz|
     if "x" in parts and not _close(x, x_ref):
         rev = u
         for t in reversed(maf.transforms):
@@ -350,10 +350,10 @@ def _iaf_compare(
                         "the layers run last to first; the IAF's sampling pass is the MAF's "
                         "data-to-noise pass, so apply maf.transforms first to last",
                     ),
-                    (u, "x equals u: pass u through every layer"),
+                    (u, "x equals z: pass z through every layer"),
                 ],
             )
-            or "x is not the MAF's forward pass applied to u, layer by layer"
+            or "x is not the MAF's forward pass applied to z, layer by layer"
         )
         _fail(name, message, case)
     log_base = maf.base.log_prob(u)
@@ -372,14 +372,14 @@ def _iaf_compare(
                     (
                         log_base + log_det,
                         "the log-det term has the wrong sign: "
-                        "log q(x) = log p(u) - log|det dx/du|",
+                        "log q(x) = log p(z) - log|det dx/dz|",
                     ),
                     (
                         log_base,
-                        "the log-det term is missing: log q(x) = log p(u) - log|det dx/du|, "
+                        "the log-det term is missing: log q(x) = log p(z) - log|det dx/dz|, "
                         "summed over the layers",
                     ),
-                    (-log_det, "the base density is missing: add maf.base.log_prob(u)"),
+                    (-log_det, "the base density is missing: add maf.base.log_prob(z)"),
                     (
                         log_base - lds[-1],
                         "only the last layer's log-det is there: sum the log-dets " "of all layers",
@@ -392,18 +392,18 @@ def _iaf_compare(
                     (
                         maf.log_prob(x),
                         "you scored x with the MAF's density; the IAF's density of "
-                        "its own sample is log p(u) - log|det dx/du|",
+                        "its own sample is log p(z) - log|det dx/dz|",
                     ),
                     (
                         maf.base.log_prob(x) - log_det,
-                        "evaluate the base density at the noise u, " "not at the sample x",
+                        "evaluate the base density at the noise z, " "not at the sample x",
                     ),
                     (
                         std_normal - log_det,
-                        "use maf.base.log_prob(u): this flow's base is not a " "standard normal",
+                        "use maf.base.log_prob(z): this flow's base is not a " "standard normal",
                     ),
                 ],
             )
-            or "log_q is not log p(u) - log|det dx/du|"
+            or "log_q is not log p(z) - log|det dx/dz|"
         )
         _fail(name, message, case)
