@@ -10,14 +10,14 @@ BIN := $(VENV)/bin
 # Override on machines where this pin does not resolve to a CPU-only wheel, e.g.
 #   make install TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS := course,book,test,lab,bench,progress
+EXTRAS := course,book,test,lab,bench,progress,grade
 STAMP := $(VENV)/.stamp-install
 HTML_INDEX := $(CURDIR)/_build/html/index.html
 
 # Notebooks checked by nbval (folders that do not exist yet are left out).
-NB_DIRS := $(wildcard chapters exercises/solutions)
-NB_ALL = $(sort $(wildcard chapters/[0-9]*.ipynb exercises/solutions/*.ipynb))
-LINT_PATHS := $(wildcard mafkit tests benchmarks chapters _ext)
+NB_DIRS := $(wildcard chapters exercises/source)
+NB_ALL = $(sort $(wildcard chapters/[0-9]*.ipynb exercises/source/*.ipynb))
+LINT_PATHS := $(wildcard mafkit tests benchmarks chapters exercises _ext)
 
 # Unit tests and site checks draw figures off screen. One thread per process: nbval runs two
 # kernels on two cores, and one thread also keeps float results the same on any core count.
@@ -27,7 +27,7 @@ TEST_ENV := MPLBACKEND=Agg OMP_NUM_THREADS=1
 NB_ENV := MPLBACKEND=module://matplotlib_inline.backend_inline PYTHONHASHSEED=0 OMP_NUM_THREADS=1
 
 .PHONY: help install book html open test lint unit unit-slow doctest nbval sitecheck pdf lab \
-        execute execute-all clean bench bench-quick
+        execute execute-all clean bench bench-quick assignments html-nosolutions
 
 help:
 	@echo "make book         build the site (creates .venv on first use) and print where it is"
@@ -37,6 +37,8 @@ help:
 	@echo "make execute NB=chapters/01_made.ipynb   re-run one notebook and store its outputs"
 	@echo "make execute-all  re-run every notebook and store the outputs"
 	@echo "make install      create .venv and install the course (only if pyproject.toml changed)"
+	@echo "make assignments  student notebooks and the grader's files from exercises/source"
+	@echo "make html-nosolutions  the site without any solution (for a class)"
 	@echo "make clean        remove build outputs and caches (keeps .venv)"
 	@echo "make bench        speed and quality against zuko and nflows (long: see benchmarks/RESULTS.md)"
 	@echo "make bench-quick  the speed tables only, fewer repeats"
@@ -161,6 +163,17 @@ execute-all: install
 	  echo "+ $(NB_ENV) $(EXECUTE_CMD) $$nb"; \
 	  $(NB_ENV) $(EXECUTE_CMD) "$$nb" || exit 1; \
 	done
+
+# ---------------------------------------------------------------- classroom
+
+# Student notebooks (exercises/NN_*.ipynb) and the grader's files (_build/assignments/) are
+# generated from the source notebooks with otter-grader; see exercises/README.md.
+assignments: install
+	$(BIN)/python exercises/assign.py
+
+# The site with every sphinx-exercise solution left out, in _build/nosolutions/_build/html.
+html-nosolutions: install
+	$(BIN)/python exercises/site_without_solutions.py _build/nosolutions
 
 # ---------------------------------------------------------------- benchmarks (not part of test)
 

@@ -131,3 +131,166 @@ def _orders(dims: list[int]) -> list[Tensor]:
         orders.append(torch.arange(dim) if dim not in seen else torch.randperm(dim))
         seen.add(dim)
     return orders
+
+
+# ---------------------------------------------------------------- guards shared by every checker
+
+
+def _keeps_random_state(check: Callable) -> Callable:
+    """Run a checker with torch's, Python's and NumPy's random states restored afterwards, so
+    that running a check never changes what the rest of the notebook draws."""
+    import functools
+    import random
+
+    @functools.wraps(check)
+    def wrapper(*args: object, **kwargs: object) -> object:
+        python_state = random.getstate()
+        numpy_state = _numpy_state()
+        try:
+            with torch.random.fork_rng(devices=[]):
+                return check(*args, **kwargs)
+        finally:
+            random.setstate(python_state)
+            if numpy_state is not None:
+                import numpy
+
+                numpy.random.set_state(numpy_state)
+
+    return wrapper
+
+
+def _numpy_state() -> object:
+    try:
+        import numpy
+    except ImportError:  # pragma: no cover - numpy is a dependency of torch's tensors here
+        return None
+    return numpy.random.get_state()
+
+
+def _parts(exercise: str, part: str | None, allowed: tuple[str, ...]) -> tuple[set[str], str]:
+    """The parts a check covers (all by default) and the label its verdict line uses."""
+    if part is None:
+        return set(allowed), exercise
+    if part not in allowed:
+        raise ValueError(f"{exercise}: part must be one of {allowed} or None, got {part!r}")
+    return {part}, f"{exercise} ({part})"
+
+
+def _unchanged(exercise: str, fn: str, what: str, before: object, after: object, case: str) -> None:
+    """Fail if the student's code changed an input (a tensor or a module's state) in place."""
+    if isinstance(before, nn.Module):
+        before, after = before.state_dict(), after.state_dict()
+        changed = [k for k in before if not torch.equal(before[k], after[k])]
+        if changed:
+            _fail(
+                exercise,
+                f"your `{fn}` changed {what} in place ({changed[0]}): read its parameters "
+                "and buffers, do not write to them",
+                case,
+            )
+        return
+    if not torch.equal(before, after):
+        _fail(
+            exercise,
+            f"your `{fn}` changed its input `{what}` in place (for example "
+            f"{what}[:, i] = ... or {what} += ...): the caller still needs it; work on a "
+            f"new tensor ({what}.clone() or torch.zeros_like({what}))",
+            case,
+        )
+
+
+def _no_graph_message(fn: str, what: str) -> str:
+    return (
+        f"{what} carries no gradient: your `{fn}` computed it under torch.no_grad() or "
+        "detached it (.detach(), .item(), .numpy(), torch.tensor(...)); a flow is trained "
+        "through this computation, so keep it differentiable"
+    )
+
+
+def _check_gradients(
+    exercise: str,
+    fn: str,
+    what: str,
+    value: Tensor,
+    expected: Tensor,
+    inputs: list[Tensor],
+    case: str,
+    wrong: str = "",
+) -> None:
+    """Compare the gradients of a random projection of ``value`` with those of ``expected``
+    with respect to ``inputs`` (tensors that require gradients)."""
+    if not value.requires_grad:
+        _fail(exercise, _no_graph_message(fn, what), case)
+    with _seeded(7):
+        weight = torch.randn(expected.shape, dtype=expected.dtype)
+    got = torch.autograd.grad((value * weight).sum(), inputs, retain_graph=True, allow_unused=True)
+    ref = torch.autograd.grad(
+        (expected * weight).sum(), inputs, retain_graph=True, allow_unused=True
+    )
+    for g, r in zip(got, ref):
+        g = torch.zeros_like(r) if g is None and r is not None else g
+        if r is None:
+            continue
+        if not _close(g, r):
+            _fail(
+                exercise,
+                wrong
+                or (
+                    f"{what} has the right values but the wrong gradients: part of the "
+                    "computation was detached (.detach(), torch.no_grad() or a value "
+                    "copied out of the graph), so training would not see it"
+                ),
+                case,
+            )
+
+
+def _code_names(code: object) -> set[str]:
+    """Every global or attribute name used by a code object and the functions inside it."""
+    names = set(getattr(code, "co_names", ()))
+    for const in getattr(code, "co_consts", ()):
+        if hasattr(const, "co_names"):
+            names |= _code_names(const)
+    return names
+
+
+def _uses_any(answer: object, forbidden: dict[str, object]) -> str:
+    """The name under which ``answer`` (a function or class) reaches a forbidden object through
+    its module's globals, or ''."""
+    functions = [answer]
+    if isinstance(answer, type):
+        functions = [v for v in vars(answer).values() if callable(v)]
+    for function in functions:
+        code = getattr(function, "__code__", None)
+        if code is None:
+            continue
+        env = getattr(function, "__globals__", {})
+        seen = [env.get(name) for name in _code_names(code)]
+        seen += [cell.cell_contents for cell in getattr(function, "__closure__", None) or ()]
+        for value in seen:
+            for label, obj in forbidden.items():
+                if value is obj:
+                    return label
+    return ""
+
+
+@contextmanager
+def _forbidden(exercise: str, targets: list[tuple[object, str]], hint: str) -> Iterator[None]:
+    """Replace ``owner.attr`` for each target by a function that fails with ``hint`` while the
+    student's code runs (the shortcut the notebook rules out); restore them afterwards."""
+    saved = []
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise ExerciseError(f"{exercise}: {hint}")
+
+    for owner, attr in targets:
+        own = vars(owner)
+        saved.append((owner, attr, attr in own, own.get(attr)))
+        setattr(owner, attr, refuse)
+    try:
+        yield
+    finally:
+        for owner, attr, had, value in reversed(saved):
+            if had:
+                setattr(owner, attr, value)
+            else:
+                delattr(owner, attr)

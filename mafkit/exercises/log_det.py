@@ -12,15 +12,20 @@ from ..masks import input_degrees
 from ..transforms import BatchNorm
 from ._feedback import (
     _call,
+    _check_gradients,
     _close,
     _diagnose,
     _fail,
     _forbid,
+    _forbidden,
+    _keeps_random_state,
     _orders,
+    _parts,
     _passed,
     _randomise,
     _seeded,
     _tensor,
+    _unchanged,
 )
 
 __all__ = ["check_triangular_log_det", "check_batch_norm"]
@@ -29,12 +34,33 @@ __all__ = ["check_triangular_log_det", "check_batch_norm"]
 # ---------------------------------------------------------------- 6. log-dets and batch norm
 
 
-@torch.no_grad()
+_NO_DETERMINANT = (
+    "do not call a determinant routine (torch.det, torch.logdet, torch.slogdet, "
+    "torch.linalg): the point is that a triangular Jacobian needs only its diagonal"
+)
+
+
+def _determinant_targets() -> list[tuple[object, str]]:
+    return [
+        (torch, "det"),
+        (torch, "logdet"),
+        (torch, "slogdet"),
+        (torch.linalg, "det"),
+        (torch.linalg, "slogdet"),
+        (torch.Tensor, "det"),
+        (torch.Tensor, "logdet"),
+        (torch.Tensor, "slogdet"),
+    ]
+
+
+@_keeps_random_state
 def check_triangular_log_det(triangular_log_det: Callable) -> None:
     """Check ``triangular_log_det(jac) -> (batch,)`` for Jacobians triangular in some order.
 
     ``jac`` is (batch, D, D), triangular once rows and columns follow an order (so its
     determinant is the product of its diagonal); the answer is ``sum_i log|jac[:, i, i]|``.
+    Determinant routines are refused, ``jac`` must come back unchanged, and the gradient with
+    respect to ``jac`` must be the reference's.
     """
     name, fn = "triangular log-det", "triangular_log_det"
     dims = [3, 1, 2, 4, 5, 3, 8, 6]
@@ -48,9 +74,21 @@ def check_triangular_log_det(triangular_log_det: Callable) -> None:
             rank = input_degrees(order) - 1  # position of each variable in the order
             jac = lower[:, rank][:, :, rank]  # triangular after sorting by the order
             cases.append((jac, f"D={dim}, triangular in the order {order.tolist()}"))
-    for jac, case in cases:
-        result = _call(name, fn, case, triangular_log_det, jac.clone())
+    for k, (jac, case) in enumerate(cases):
+        given = jac.clone().requires_grad_(k == 3)
+        with _forbidden(name, _determinant_targets(), _NO_DETERMINANT):
+            result = _call(name, fn, case, triangular_log_det, given)
+        _unchanged(name, fn, "jac", jac, given.detach(), case)
         value = _tensor(result, "the log-det", (jac.shape[0],), name, case)
+        if k == 3:
+            with torch.no_grad():
+                ok = _close(value.detach(), torch.diagonal(jac, dim1=1, dim2=2).abs().log().sum(1))
+            if ok:
+                reference = torch.diagonal(given, dim1=1, dim2=2).abs().log().sum(1)
+                _check_gradients(
+                    name, fn, "the log-det", value, reference, [given], f"{case}, with gradients"
+                )
+        value = value.detach()
         diag = torch.diagonal(jac, dim1=1, dim2=2)
         expected = diag.abs().log().sum(1)
         if torch.isnan(value).any():
@@ -90,16 +128,20 @@ def check_triangular_log_det(triangular_log_det: Callable) -> None:
     _passed(name, len(cases))
 
 
-@torch.no_grad()
-def check_batch_norm(batch_norm: Callable) -> None:
+@_keeps_random_state
+def check_batch_norm(batch_norm: Callable, part: str | None = None) -> None:
     """Check ``batch_norm(bn, x) -> (z, log_det)``, the data-to-noise pass of ``mafkit.BatchNorm``.
 
     ``z = exp(log_gamma) (x - m) / sqrt(v + eps) + beta`` with the batch's mean and biased
     variance in training mode and ``bn.running_mean``, ``bn.running_var`` in evaluation mode;
     ``log_det = sum(log_gamma) - 0.5 sum(log(v + eps))`` for the same v, shape (batch,). In
-    evaluation mode a point's result must not depend on the rest of its batch.
+    evaluation mode a point's result must not depend on the rest of its batch. Calling the
+    layer (``bn(x)``) or its ``statistics`` is refused; ``x`` must come back unchanged; in
+    training mode the gradients must flow through the batch statistics. ``part`` limits the
+    check to ``"z"`` or ``"log_det"``.
     """
-    name, fn = "batch norm", "batch_norm"
+    parts, name = _parts("batch norm", part, ("z", "log_det"))
+    fn = "batch_norm"
     dims = [3, 1, 2, 5, 3, 1, 4, 6]
     with _seeded(607):
         cases = []
@@ -112,9 +154,22 @@ def check_batch_norm(batch_norm: Callable) -> None:
             x = torch.randn(16, dim, dtype=torch.float64) * 2 + 1
             mode = "training mode" if bn.training else "evaluation mode"
             cases.append((bn, x, f"D={dim}, {mode}"))
-    for bn, x, case in cases:
-        no_call = "do not call bn(x), it is the answer: compute z and log_det from its parameters"
-        result = _call(name, fn, case, batch_norm, _forbid(bn, "forward", name, no_call), x.clone())
+    no_call = (
+        "do not call bn(x) or bn.statistics, they are the answer: compute the statistics, z "
+        "and log_det from x and the layer's parameters"
+    )
+
+    def handed(bn: BatchNorm) -> BatchNorm:
+        return _forbid(_forbid(bn, "forward", name, no_call), "statistics", name, no_call)
+
+    for k, (bn, x, case) in enumerate(cases):
+        given = x.clone()
+        student_bn = handed(bn)
+        with torch.no_grad():
+            result = _call(name, fn, case, batch_norm, student_bn, given)
+        _unchanged(name, fn, "x", x, given, case)
+        for key in ("log_gamma", "beta"):
+            _unchanged(name, fn, f"bn.{key}", getattr(bn, key), getattr(student_bn, key), case)
         if not (isinstance(result, (tuple, list)) and len(result) == 2):
             _fail(name, "batch_norm must return a pair (z, log_det)", case)
         z = _tensor(result[0], "z", tuple(x.shape), name, case)
@@ -127,10 +182,14 @@ def check_batch_norm(batch_norm: Callable) -> None:
                 case,
             )
         log_det = _tensor(log_det, "log_det", (x.shape[0],), name, case)
-        z_ref, log_det_ref = copy.deepcopy(bn)(x)
-        _batch_norm_compare(name, bn, x, z, log_det, z_ref, log_det_ref, case)
+        with torch.no_grad():
+            z_ref, log_det_ref = copy.deepcopy(bn)(x)
+            _batch_norm_compare(name, bn, x, z, log_det, z_ref, log_det_ref, parts, case)
+        if k in (0, 1):  # training and evaluation mode with gradients
+            _batch_norm_gradients(name, fn, batch_norm, handed(bn), x, parts, case)
         if not bn.training:
-            alone = _call(name, fn, case, batch_norm, _forbid(bn, "forward", name, no_call), x[:1])
+            with torch.no_grad():
+                alone = _call(name, fn, case, batch_norm, handed(bn), x[:1])
             if not _close(torch.as_tensor(alone[0]), z[:1]):
                 _fail(
                     name,
@@ -157,6 +216,7 @@ def _batch_norm_compare(
     log_det: Tensor,
     z_ref: Tensor,
     log_det_ref: Tensor,
+    parts: set[str],
     case: str,
 ) -> None:
     batch_stats = (x.mean(0), x.var(0, unbiased=False))
@@ -177,7 +237,7 @@ def _batch_norm_compare(
         )
     unbiased = _batch_norm_variants(bn, x, x.mean(0), x.var(0), bn.eps)
     no_eps = _batch_norm_variants(bn, x, *stats, 0.0)
-    if not _close(z, z_ref):
+    if "z" in parts and not _close(z, z_ref):
         message = (
             _diagnose(
                 z,
@@ -204,7 +264,7 @@ def _batch_norm_compare(
             or "z is not exp(log_gamma) (x - m) / sqrt(v + eps) + beta"
         )
         _fail(name, message, case)
-    if not _close(log_det, log_det_ref):
+    if "log_det" in parts and not _close(log_det, log_det_ref):
         m, v = stats
         lg, var_term = bn.log_gamma.sum().expand(len(x)), 0.5 * torch.log(v + bn.eps).sum()
         message = (
@@ -243,3 +303,43 @@ def _batch_norm_compare(
             or "log_det is not sum(log_gamma) - 1/2 sum(log(v + eps))"
         )
         _fail(name, message, case)
+
+
+def _batch_norm_gradients(
+    name: str,
+    fn: str,
+    batch_norm: Callable,
+    bn: BatchNorm,
+    x: Tensor,
+    parts: set[str],
+    case: str,
+) -> None:
+    x = x.clone().requires_grad_()
+    inputs = [x, bn.log_gamma, bn.beta]
+    z, log_det = _call(name, fn, case, batch_norm, bn, x)
+    log_det = torch.as_tensor(log_det).expand(x.shape[0])
+    reference = copy.copy(bn)  # shares the parameters, without the refusals
+    for method in ("forward", "statistics"):
+        vars(reference).pop(method, None)
+    z_ref, log_det_ref = reference(x)
+    detached = (
+        "the values are right but the gradients are not: in training mode the batch mean "
+        "and variance are functions of x and must stay in the graph (no .detach(), no "
+        "torch.no_grad() around them), or training would ignore how x moves them"
+    )
+    where = f"{case}, with gradients"
+    if "z" in parts:
+        _check_gradients(
+            name, fn, "z", z, z_ref, inputs, where, wrong=detached if bn.training else ""
+        )
+    if "log_det" in parts:
+        _check_gradients(
+            name,
+            fn,
+            "log_det",
+            log_det,
+            log_det_ref,
+            inputs,
+            where,
+            wrong=detached if bn.training else "",
+        )
