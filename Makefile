@@ -17,7 +17,7 @@ HTML_INDEX := $(CURDIR)/_build/html/index.html
 # Notebooks checked by nbval (folders that do not exist yet are left out).
 NB_DIRS := $(wildcard chapters exercises/solutions)
 NB_ALL = $(sort $(wildcard chapters/[0-9]*.ipynb exercises/solutions/*.ipynb))
-LINT_PATHS := $(wildcard mafkit tests benchmarks chapters)
+LINT_PATHS := $(wildcard mafkit tests benchmarks chapters exercises tools)
 
 # Unit tests and site checks draw figures off screen. One thread per process: nbval runs two
 # kernels on two cores, and one thread also keeps float results the same on any core count.
@@ -26,7 +26,7 @@ TEST_ENV := MPLBACKEND=Agg OMP_NUM_THREADS=1
 # part ("<Figure size ...>") that nbval compares, and with Agg the figure would not be shown.
 NB_ENV := MPLBACKEND=module://matplotlib_inline.backend_inline PYTHONHASHSEED=0 OMP_NUM_THREADS=1
 
-.PHONY: help install book html open test lint unit doctest nbval sitecheck lab \
+.PHONY: help install book html open test lint unit doctest nbval sitecheck lab notebooks anywhere \
         execute execute-all clean bench bench-quick
 
 help:
@@ -35,6 +35,7 @@ help:
 	@echo "make lab          open the notebooks in JupyterLab"
 	@echo "make execute NB=chapters/01_made.ipynb   re-run one notebook and store its outputs"
 	@echo "make execute-all  re-run every notebook and store the outputs"
+	@echo "make notebooks    write the plain-Markdown copies in notebooks/ that students open"
 	@echo "make install      create .venv and install the course (only if pyproject.toml changed)"
 	@echo "make clean        remove build outputs and caches (keeps .venv)"
 	@echo "make bench        speed and quality against zuko and nflows (long: see benchmarks/RESULTS.md)"
@@ -89,7 +90,7 @@ lab: install
 
 # ---------------------------------------------------------------- tests
 
-test: lint unit doctest nbval html sitecheck
+test: lint unit doctest nbval html sitecheck anywhere
 	@echo "make test: all checks passed"
 
 lint: install
@@ -97,7 +98,7 @@ lint: install
 	$(BIN)/ruff format --check $(LINT_PATHS)
 
 unit: install
-	$(TEST_ENV) $(BIN)/python -m pytest tests --ignore=tests/site
+	$(TEST_ENV) $(BIN)/python -m pytest tests --ignore=tests/site --ignore=tests/anywhere
 
 # pytest exits with 5 when it collects nothing: not an error while mafkit has no doctests.
 doctest: install
@@ -123,6 +124,18 @@ sitecheck: html
 	$(TEST_ENV) $(BIN)/python -m pytest tests/site
 
 # ---------------------------------------------------------------- notebooks
+
+# The copies students open (notebooks/): the chapters and exercises in plain Markdown, with
+# the site's own numbers, so they need a site build first. The install cell goes in first.
+notebooks: install
+	$(BIN)/python tools/install_cell.py
+	$(MAKE) html
+	$(BIN)/python tools/plain_notebooks.py
+
+# Every chapter and solution copied alone into an empty folder of a fresh Python without
+# mafkit, installing it from a wheel of this checkout; times in _build/notebook-timing-alone.md.
+anywhere: install
+	$(BIN)/python -m pytest tests/anywhere -s
 
 EXECUTE_CMD = $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	--ExecutePreprocessor.timeout=600 --ExecutePreprocessor.kernel_name=python3

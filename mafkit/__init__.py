@@ -51,4 +51,4 @@ __all__ = [
     "soft_clamp",
 ]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
