@@ -17,7 +17,7 @@ HTML_INDEX := $(CURDIR)/_build/html/index.html
 # Notebooks checked by nbval (folders that do not exist yet are left out).
 NB_DIRS := $(wildcard chapters exercises/source)
 NB_ALL = $(sort $(wildcard chapters/[0-9]*.ipynb exercises/source/*.ipynb))
-LINT_PATHS := $(wildcard mafkit tests benchmarks chapters exercises _ext)
+LINT_PATHS := $(wildcard mafkit tests benchmarks chapters exercises _ext tools)
 
 # Unit tests and site checks draw figures off screen. One thread per process: nbval runs two
 # kernels on two cores, and one thread also keeps float results the same on any core count.
@@ -27,7 +27,7 @@ TEST_ENV := MPLBACKEND=Agg OMP_NUM_THREADS=1
 NB_ENV := MPLBACKEND=module://matplotlib_inline.backend_inline PYTHONHASHSEED=0 OMP_NUM_THREADS=1
 
 .PHONY: help install book html open test lint unit unit-slow doctest nbval sitecheck pdf lab \
-        execute execute-all clean bench bench-quick assignments html-nosolutions
+        execute execute-all clean bench bench-quick assignments html-nosolutions notebooks anywhere
 
 help:
 	@echo "make book         build the site (creates .venv on first use) and print where it is"
@@ -36,6 +36,7 @@ help:
 	@echo "make lab          open the notebooks in JupyterLab"
 	@echo "make execute NB=chapters/01_made.ipynb   re-run one notebook and store its outputs"
 	@echo "make execute-all  re-run every notebook and store the outputs"
+	@echo "make notebooks    write the plain-Markdown copies in notebooks/ that students open"
 	@echo "make install      create .venv and install the course (only if pyproject.toml changed)"
 	@echo "make assignments  student notebooks and the grader's files from exercises/source"
 	@echo "make html-nosolutions  the site without any solution (for a class)"
@@ -92,7 +93,7 @@ lab: install
 
 # ---------------------------------------------------------------- tests
 
-test: lint unit unit-slow doctest nbval html sitecheck
+test: lint unit unit-slow doctest nbval html sitecheck anywhere
 	@echo "make test: all checks passed"
 
 lint: install
@@ -102,10 +103,10 @@ lint: install
 # `make unit` is the quick loop (seconds); tests marked slow (notebook kernels, torch.compile,
 # fresh interpreters) run in `make unit-slow`, and both in `make test`.
 unit: install
-	$(TEST_ENV) $(BIN)/python -m pytest tests --ignore=tests/site -m "not slow"
+	$(TEST_ENV) $(BIN)/python -m pytest tests --ignore=tests/site --ignore=tests/anywhere -m "not slow"
 
 unit-slow: install
-	$(TEST_ENV) $(BIN)/python -m pytest tests --ignore=tests/site -m slow
+	$(TEST_ENV) $(BIN)/python -m pytest tests --ignore=tests/site --ignore=tests/anywhere -m slow
 
 # pytest exits with 5 when it collects nothing: not an error while mafkit has no doctests.
 doctest: install
@@ -149,6 +150,18 @@ pdf: install $(SITE_NODE)
 	@echo "The book as a PDF: $(CURDIR)/$(BOOK_PDF)"
 
 # ---------------------------------------------------------------- notebooks
+
+# The copies students open (notebooks/): the chapters and exercises in plain Markdown, with
+# the site's own numbers, so they need a site build first. The install cell goes in first.
+notebooks: install
+	$(BIN)/python tools/install_cell.py
+	$(MAKE) html
+	$(BIN)/python tools/plain_notebooks.py
+
+# Every chapter and solution copied alone into an empty folder of a fresh Python without
+# mafkit, installing it from a wheel of this checkout; times in _build/notebook-timing-alone.md.
+anywhere: install
+	$(BIN)/python -m pytest tests/anywhere -s
 
 EXECUTE_CMD = $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	--ExecutePreprocessor.timeout=600 --ExecutePreprocessor.kernel_name=python3
