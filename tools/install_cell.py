@@ -21,7 +21,7 @@ from pathlib import Path
 import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = ("chapters/[0-9]*.ipynb", "exercises/[0-9]*.ipynb", "exercises/solutions/[0-9]*.ipynb")
+NOTEBOOKS = ("chapters/[0-9]*.ipynb", "exercises/source/[0-9]*.ipynb")
 MARKER = "# Install the course package mafkit where it is missing"
 TAGS = ["remove-cell"]
 

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-# The chapters as students open them, and the exercises' solutions (a student's notebook has
-# gaps, so it cannot run to the end; its first cell is the same as the solution's).
+# The chapters as students open them, and the exercises' source notebooks with their solutions
+# (a student's notebook has gaps, so it cannot run to the end; its first cell is the same).
 NOTEBOOKS = sorted((ROOT / "notebooks" / "chapters").glob("*.ipynb")) + sorted(
-    (ROOT / "exercises" / "solutions").glob("*.ipynb")
+    (ROOT / "exercises" / "source").glob("[0-9]*.ipynb")
 )
 REPORT = ROOT / "_build" / "notebook-timing-alone.md"
 # What Colab and Binder provide besides mafkit; torch from the same pin as `make install`.
@@ -100,7 +100,7 @@ def report():
 
 
 def test_there_are_notebooks_for_students() -> None:
-    assert len(NOTEBOOKS) >= 13, f"expected chapters and exercise solutions, found {NOTEBOOKS}"
+    assert len(NOTEBOOKS) >= 13, f"expected chapters and exercise sources, found {NOTEBOOKS}"
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.name}")
