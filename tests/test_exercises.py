@@ -17,6 +17,8 @@ import mafkit
 from mafkit import exercises
 
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "exercises"
+# The marker that opens every notebook's first cell (tools/install_cell.py).
+INSTALL_MARKER = "# Install the course package mafkit where it is missing"
 NAMES = sorted(p.stem for p in (ROOT / "source").glob("[0-9][0-9]_*.ipynb"))
 CHECK = re.compile(r"^exercises\.check_\w+\(\w+\)$")
 
@@ -39,6 +41,8 @@ def solution(name: str) -> dict:
     """The source notebook's imports and answers, run in this process (fast)."""
     namespace: dict = {}
     cells = [c for c in read(name, True).cells if c.cell_type == "code"]
+    # The first cell installs mafkit where it is missing (Colab); here it is installed.
+    cells = [c for c in cells if not c.source.startswith(INSTALL_MARKER)]
     exec(cells[0].source, namespace)  # imports and seed
     for cell in cells:
         if "# BEGIN SOLUTION" in cell.source:

@@ -17,6 +17,8 @@ import nbformat
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+# The marker that opens every notebook's first cell (tools/install_cell.py).
+INSTALL_MARKER = "# Install the course package mafkit where it is missing"
 EXERCISES = ROOT / "exercises"
 SOURCES = sorted((EXERCISES / "source").glob("[0-9][0-9]_*.ipynb"))
 NAMES = [p.stem for p in SOURCES]
@@ -116,7 +118,8 @@ def test_handed_out_notebook_has_stubs_and_no_solution_or_grading_test(name: str
         assert marker not in text
     assert all(c.cell_type != "raw" for c in notebook.cells)
     code = [c for c in notebook.cells if c.cell_type == "code"]
-    assert code[0].source.lstrip().startswith("import"), "the first code cell sets up"
+    assert code[0].source.startswith(INSTALL_MARKER), "the first cell installs mafkit if missing"
+    assert code[1].source.lstrip().startswith("import"), "the next code cell sets up"
     assert code[-1].source.startswith("exercises.check_"), "the notebook ends with its check"
     assert all(c.outputs == [] and c.execution_count is None for c in code)
 

@@ -19,19 +19,30 @@ DIRECTIVE = re.compile(
     r"^(?P<fence>`{3,}|:{3,})\{(?P<kind>exercise|solution)\}[^\n]*\n(?P<body>.*?)^(?P=fence)\s*$",
     re.M | re.S,
 )
+# A solution with code cells: a markdown cell opens it, later cells hold it, one closes it.
+GATED_START = re.compile(
+    r"^(?:`{3,}|:{3,})\{solution-start\}[^\n]*\n(?:\s*:[\w-]+:[^\n]*\n)*", re.M
+)
 
 
 def phrases(kind: str) -> list[tuple[str, str]]:
     """Distinctive lines of every {kind} directive in the chapters, as (chapter, line)."""
     found = []
     for path in CHAPTERS:
+        gated = False  # inside a solution-start ... solution-end pair of cells
         for cell in nbformat.read(path, as_version=4).cells:
             if cell.cell_type != "markdown":
                 continue
-            for match in DIRECTIVE.finditer(cell.source):
-                if match["kind"] != kind:
-                    continue
-                for line in match["body"].splitlines():
+            bodies = [m["body"] for m in DIRECTIVE.finditer(cell.source) if m["kind"] == kind]
+            if GATED_START.search(cell.source):
+                gated = kind == "solution"
+                bodies.append(GATED_START.split(cell.source)[-1])
+            elif "{solution-end}" in cell.source:
+                gated = False
+            elif gated:
+                bodies.append(cell.source)
+            for body in bodies:
+                for line in body.splitlines():
                     line = line.strip().replace("`", "")
                     if len(line) >= 25 and not re.search(r"[$\\{}\[\]:<>&|*_]|^#", line):
                         found.append((path.stem, squeeze(line)))

@@ -15,10 +15,10 @@ def row_of(table: str, notebook: str) -> str:
 @pytest.mark.parametrize(
     ("notebook", "seconds", "flagged"),
     [
-        ("chapters/01_made.ipynb", 59.0, False),
-        ("chapters/01_made.ipynb", 61.0, True),
-        ("chapters/07_benchmarks.ipynb", 100.0, False),
-        ("chapters/07_benchmarks.ipynb", 121.0, True),
+        ("chapters/01_made.ipynb", 29.0, False),
+        ("chapters/01_made.ipynb", 31.0, True),
+        ("chapters/07_benchmarks.ipynb", 29.0, False),
+        ("chapters/07_benchmarks.ipynb", 31.0, True),
     ],
 )
 def test_a_notebook_over_its_time_budget_is_flagged(

@@ -30,7 +30,7 @@ MIN_CODE_COLUMNS = 79
 # A figure shown at less than this fraction of its drawn width has shrunken, illegible text.
 MIN_IMAGE_SCALE = 0.7
 IMAGE_FILE = re.compile(r"(^|/)[\w.-]+\.(png|jpe?g|svg|gif|webp)$", re.IGNORECASE)
-CHAPTERS = [doc for doc in PAGES if re.search(r"/\d\d_", doc)]
+CHAPTERS = [doc for doc in PAGES if re.search(r"^chapters/\d\d_", doc)]
 
 
 @pytest.fixture(scope="session")
