@@ -31,11 +31,13 @@ import shutil
 from importlib.util import find_spec
 from pathlib import Path
 
+from docutils import nodes
 from pybtex.plugin import register_plugin
 from pybtex.style.formatting.unsrt import Style as UnsrtStyle
 from pybtex.style.labels import BaseLabelStyle
 from pybtex.style.template import first_of, optional, sentence
 from sphinx.application import Sphinx
+from sphinx.transforms import SphinxTransform
 
 MATHJAX_FILES = (
     "startup.js",
@@ -255,6 +257,43 @@ def configure(app: Sphinx, config) -> None:
     config.mathjax3_config = mj
 
 
+class _HiddenSolutionStart(nodes.Element):
+    """Where a gated solution began, in a build that hides solutions (removed before writing)."""
+
+
+def _hidden_solution_start_directive():
+    from sphinx_exercise.directive import SolutionStartDirective
+
+    class HiddenSolutionStart(SolutionStartDirective):
+        """``solution-start`` that leaves a marker when solutions are hidden.
+
+        sphinx-exercise's own directive returns nothing then, so the cells up to
+        ``solution-end`` (a gated solution's code and prose) would stay on the page.
+        """
+
+        def run(self) -> list[nodes.Node]:
+            result = super().run()
+            return [_HiddenSolutionStart()] if self.config.hide_solutions else result
+
+    return HiddenSolutionStart
+
+
+class DropHiddenSolutions(SphinxTransform):
+    """With ``hide_solutions``, remove each gated solution from its start to its end marker."""
+
+    default_priority = 5  # after sphinx-exercise's structure check, before it merges
+
+    def apply(self) -> None:
+        from sphinx_exercise.nodes import solution_end_node
+
+        for start in list(self.document.findall(_HiddenSolutionStart)):
+            parent = start.parent
+            following = parent.children[parent.index(start) :]
+            ends = [i for i, node in enumerate(following) if isinstance(node, solution_end_node)]
+            for node in following[: ends[0] + 1 if ends else 1]:
+                parent.remove(node)
+
+
 def setup(app: Sphinx) -> dict:
     # Some extension registers node handlers under the builder name "singlehtml", after which
     # Sphinx no longer falls back to the "html" ones: give myst-nb's hidden-input node to the
@@ -263,6 +302,9 @@ def setup(app: Sphinx) -> dict:
 
     handlers = (visit_HideCellInput, depart_HideCellInput)
     app.add_node(HideCodeCellNode, override=True, html=handlers, singlehtml=handlers)
+    app.add_directive("solution-start", _hidden_solution_start_directive(), override=True)
+    app.add_node(_HiddenSolutionStart)
+    app.add_transform(DropHiddenSolutions)
     mathjax_source()  # fail early, with a clear message, when MathJax is missing
     app.connect("config-inited", configure, priority=900)
     app.connect("html-page-context", clean_page, priority=900)

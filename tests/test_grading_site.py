@@ -34,8 +34,10 @@ def phrases(kind: str) -> list[tuple[str, str]]:
             if cell.cell_type != "markdown":
                 continue
             bodies = [m["body"] for m in DIRECTIVE.finditer(cell.source) if m["kind"] == kind]
-            if GATED_START.search(cell.source):
-                gated = kind == "solution"
+            if kind != "solution":
+                pass
+            elif GATED_START.search(cell.source):
+                gated = True
                 bodies.append(GATED_START.split(cell.source)[-1])
             elif "{solution-end}" in cell.source:
                 gated = False
