@@ -28,7 +28,8 @@ def write_config(output: pathlib.Path, hide: bool = True) -> pathlib.Path:
     sphinx = config.setdefault("sphinx", {}).setdefault("config", {})
     sphinx["hide_solutions"] = hide
     output.mkdir(parents=True, exist_ok=True)
-    # Local extensions are found relative to the config file: point them at the checkout.
+    # Local extensions are found relative to the config file: point them
+    # at the checkout.
     local = config.get("sphinx", {}).get("local_extensions") or {}
     for name, folder in local.items():
         local[name] = str((ROOT / folder).resolve())
