@@ -137,9 +137,17 @@ function measureNarrow() {
     if (r.width === 0 || r.height === 0 || r.right <= width + 1) continue;
     const st = getComputedStyle(el);
     if (st.visibility === "hidden" || st.position === "fixed") continue;
-    // Clipped to nothing (MathJax's copy of a formula for screen readers): not seen, and the
-    // page-width check (document_width) still catches any scrolling it would cause.
-    if (st.position === "absolute" && st.clip && st.clip !== "auto") continue;
+    // Clipped to nothing, itself or by an ancestor (MathJax's copy of a formula for screen
+    // readers): not seen; the page-width check (document_width) still catches any scrolling.
+    const clipped = (node) => {
+      const cs = getComputedStyle(node);
+      return cs.position === "absolute" && cs.clip && cs.clip !== "auto";
+    };
+    let hidden = clipped(el);
+    for (let p = el.parentElement; p && !hidden && p !== document.body; p = p.parentElement) {
+      hidden = clipped(p);
+    }
+    if (hidden) continue;
     let contained = false;
     for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
       if (scrollsX(p) && p.getBoundingClientRect().right <= width + 1) { contained = true; break; }
