@@ -84,7 +84,10 @@ def with_install_cell(notebook: dict) -> dict:
     )
     cell = install_cell()
     old = next((c for c in notebook["cells"] if is_install_cell(c)), None)
-    if old is not None and "id" in old:
+    same = old is not None and old["source"] == cell["source"]
+    if same and set(TAGS) <= set(old.get("metadata", {}).get("tags", [])):
+        cell = old  # up to date: keep its execution count and outputs from the last run
+    elif old is not None and "id" in old:
         cell["id"] = old["id"]
     elif notebook.get("nbformat_minor", 0) >= 5:
         cell["id"] = "install-mafkit"

@@ -13,10 +13,11 @@ replaced by what the website shows, in plain Markdown:
   a gated solution a code block inside that element;
 - numbered tables become a caption and a Markdown table; equation labels become ``\\tag{N}``.
 
-The copies keep every code cell (the install cell included) and drop outputs: a student runs
-them. The website's launch buttons open these copies (``repository.path_to_book`` in
-``_config.yml``). Run after ``jupyter-book build``; ``tests/test_anywhere.py`` checks that the
-copies are up to date and that no MyST syntax is left.
+The copies keep every code cell (the install cell included) with its stored outputs, so a
+reader sees the results before running anything. The website's launch buttons open these
+copies (``repository.path_to_book`` in ``_config.yml``). Run after ``jupyter-book build``;
+``tests/site/test_plain_notebooks.py`` checks that the copies are up to date and that no MyST
+syntax is left.
 
 Usage: python tools/plain_notebooks.py [--check]
 """
@@ -290,8 +291,6 @@ def plain_notebook(notebook: dict, resolver: Resolver) -> dict:
             cell["source"] = join_lines(
                 convert_lines("".join(cell["source"]).splitlines(), resolver)
             )
-        elif cell["cell_type"] == "code":
-            cell["outputs"], cell["execution_count"] = [], None
         for key in ("mystnb", "execution"):
             cell.get("metadata", {}).pop(key, None)
         cells.append(cell)
